@@ -1,0 +1,28 @@
+// Output files that appear complete or not at all.
+//
+// A driver writes to a partial file beside the final path and renames it at the end, so a crash or
+// an error never leaves a half-written result under the final name, and an existing file of that
+// name stays untouched until the new one is complete.
+#pragma once
+
+#include <petscsys.h>
+
+#include <string>
+
+namespace birdflow
+{
+/* Returns the partial path used while `path` is written: "<dir>/.<name>.partial". Not collective. */
+std::string PartialPath(const std::string &path);
+
+/* CheckOutputPath - Fails with PETSC_ERR_FILE_OPEN when the folder of `path` does not exist or is
+   not writable, or when `path` is a folder. Call it before the expensive work starts. Collective:
+   rank 0 checks and every rank returns the same error. */
+PetscErrorCode CheckOutputPath(MPI_Comm comm, const std::string &path, const char *option_name);
+
+/* CommitOutputFile - Renames PartialPath(path) to path on rank 0. Collective. */
+PetscErrorCode CommitOutputFile(MPI_Comm comm, const std::string &path);
+
+/* DiscardOutputFile - Removes PartialPath(path) if it exists, on rank 0. Not collective, so it is
+   safe to call on an error path. */
+void DiscardOutputFile(MPI_Comm comm, const std::string &path);
+} // namespace birdflow
