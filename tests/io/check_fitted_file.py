@@ -6,7 +6,8 @@ Usage: check_fitted_file.py FITTED.hdf5 [--reference REF.hdf5] [--birdflowr-only
 BirdFlowR cannot be installed on the test machine, so this script applies the rules that
 import_birdflow() (BirdFlowR, file version 3) enforces while it reads a file with rhdf5:
 
-  * metadata/birdflow_version is 3 or missing (versions 1 and 2 are rejected);
+  * metadata/birdflow_version exists and is 3 (import reads it unconditionally, rejects versions
+    1 and 2 and warns on others);
   * the paths import_birdflow() reads unconditionally exist: geom and geom/{nrow, ncol, res, ext,
     crs, mask}, transitions, dates, distr, species and its 15 fields, metadata and 12 fields,
     and, because marginals exists, metadata/hyperparameters and metadata/loss_values;
@@ -84,10 +85,12 @@ def check_required_paths(h5, fail):
 
 
 def check_version(h5, fail):
-    if "metadata/birdflow_version" in h5:
-        version = scalar(h5, "metadata/birdflow_version")
-        if float(version) != 3:
-            fail(f"metadata/birdflow_version is {version}; import_birdflow() reads version 3")
+    if "metadata/birdflow_version" not in h5:
+        fail("metadata/birdflow_version is missing; import_birdflow() reads it first")
+        return
+    version = scalar(h5, "metadata/birdflow_version")
+    if float(version) != 3:
+        fail(f"metadata/birdflow_version is {version}; import_birdflow() reads version 3")
 
 
 def check_dates(h5, fail):

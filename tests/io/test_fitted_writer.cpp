@@ -111,17 +111,20 @@ TrainingRecord SampleRecord()
   return record;
 }
 
-// Runs the compatibility checker on rank 0 and returns its verdict on every rank.
-bool CheckerAccepts(const std::string &fitted, const std::string &reference)
+// Runs `command` on rank 0 and returns on every rank whether it exited with status 0.
+bool CommandSucceeds(const std::string &command)
 {
   int status = 0;
-  if (Rank() == 0) {
-    std::string command = std::string(BIRDFLOW_PYTHON) + " " + BIRDFLOW_IO_CHECKER + " '" + fitted +
-                          "' --reference '" + reference + "'";
-    status = std::system(command.c_str());
-  }
+  if (Rank() == 0) status = std::system(command.c_str());
   MPI_Bcast(&status, 1, MPI_INT, 0, PETSC_COMM_WORLD);
   return status == 0;
+}
+
+// Runs check_fitted_file.py, which also compares the marginals with those of `reference`.
+bool CheckerAccepts(const std::string &fitted, const std::string &reference)
+{
+  return CommandSucceeds(std::string(BIRDFLOW_PYTHON) + " " + BIRDFLOW_IO_CHECKER + " '" + fitted +
+                         "' --reference '" + reference + "'");
 }
 
 std::string FileText(const std::string &path)
@@ -146,6 +149,18 @@ bool ReadInputs(Inputs *inputs)
   ok = ok && birdflow::ReadMarginals(PETSC_COMM_WORLD, fitted, &inputs->marginals) == 0;
   return ok && fitted.week_cells == inputs->species.week_cells;
 }
+
+// Writes BirdFlowPy's sstspa marginals to `output` with the rows split across the ranks.
+bool WriteSampleModel(const Inputs &inputs, const std::string &output, std::string *message)
+{
+  std::vector<MarginalRows> rows = SplitRows(inputs.species, inputs.marginals);
+  auto result = CaptureError([&] {
+    return birdflow::WriteFittedModel(PETSC_COMM_WORLD, inputs.species, output, rows,
+                                      SampleRecord());
+  });
+  *message = result.message;
+  return AllRanks(result.code == 0);
+}
 } // namespace
 
 TEST(WriteFittedModel, RoundTripPassesImportCheck)
@@ -154,13 +169,8 @@ TEST(WriteFittedModel, RoundTripPassesImportCheck)
   ASSERT_TRUE(AllRanks(ReadInputs(&inputs)));
   TempFolder folder;
   std::string output = folder.File("sstspa_fitted.hdf5");
-  std::vector<MarginalRows> rows = SplitRows(inputs.species, inputs.marginals);
-
-  auto result = CaptureError([&] {
-    return birdflow::WriteFittedModel(PETSC_COMM_WORLD, inputs.species, output, rows,
-                                      SampleRecord());
-  });
-  ASSERT_TRUE(AllRanks(result.code == 0)) << result.message;
+  std::string message;
+  ASSERT_TRUE(WriteSampleModel(inputs, output, &message)) << message;
   EXPECT_TRUE(AllRanks(!fs::exists(birdflow::PartialPath(output))));
 
   SpeciesData written;
@@ -176,6 +186,22 @@ TEST(WriteFittedModel, RoundTripPassesImportCheck)
   EXPECT_EQ(read_back, inputs.marginals);
 
   EXPECT_TRUE(CheckerAccepts(output, DataPath(kFitted)));
+}
+
+TEST(WriteFittedModel, RoundTripPassesRhdf5Import)
+{
+#ifndef BIRDFLOW_IO_RSCRIPT
+  GTEST_SKIP() << "Rscript with rhdf5 was not found at configure time; install r-bioc-rhdf5";
+#else
+  Inputs inputs;
+  ASSERT_TRUE(AllRanks(ReadInputs(&inputs)));
+  TempFolder folder;
+  std::string output = folder.File("sstspa_fitted.hdf5");
+  std::string message;
+  ASSERT_TRUE(WriteSampleModel(inputs, output, &message)) << message;
+  EXPECT_TRUE(CommandSucceeds(std::string(BIRDFLOW_IO_RSCRIPT) + " " + BIRDFLOW_IO_R_CHECKER +
+                              " '" + output + "'"));
+#endif
 }
 
 TEST(WriteFittedModel, FailedWriteKeepsExistingOutput)
