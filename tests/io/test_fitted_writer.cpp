@@ -188,6 +188,33 @@ TEST(WriteFittedModel, RoundTripPassesImportCheck)
   EXPECT_TRUE(CheckerAccepts(output, DataPath(kFitted)));
 }
 
+TEST(WriteFittedModel, RanksWithoutRowsTakePart)
+{
+  Inputs inputs;
+  ASSERT_TRUE(AllRanks(ReadInputs(&inputs)));
+  TempFolder folder;
+  std::string output = folder.File("last_rank.hdf5");
+  // The last rank owns every row, so the other ranks write empty selections.
+  std::vector<MarginalRows> rows(inputs.marginals.size());
+  for (size_t t = 0; t < rows.size(); ++t) {
+    rows[t].n_cols = inputs.species.CellsInWeek((PetscInt)t + 1);
+    rows[t].row_count = Rank() == Size() - 1 ? inputs.species.CellsInWeek((PetscInt)t) : 0;
+    rows[t].values = inputs.marginals[t].data();
+  }
+  auto result = CaptureError([&] {
+    return birdflow::WriteFittedModel(PETSC_COMM_WORLD, inputs.species, output, rows,
+                                      SampleRecord());
+  });
+  ASSERT_TRUE(AllRanks(result.code == 0)) << result.message;
+
+  SpeciesData written;
+  std::vector<std::vector<double>> read_back;
+  bool ok = birdflow::ReadSpecies(PETSC_COMM_WORLD, output, &written) == 0;
+  ok = ok && birdflow::ReadMarginals(PETSC_COMM_WORLD, written, &read_back) == 0;
+  ASSERT_TRUE(AllRanks(ok));
+  EXPECT_EQ(read_back, inputs.marginals);
+}
+
 TEST(WriteFittedModel, RoundTripPassesRhdf5Import)
 {
 #ifndef BIRDFLOW_IO_RSCRIPT
