@@ -254,6 +254,21 @@ TEST(WriteFittedModel, FailedWriteKeepsExistingOutput)
   EXPECT_TRUE(AllRanks(FileText(output) == "previous model\n"));
 }
 
+TEST(WriteFittedModel, MissingOutputFolderIsRejected)
+{
+  Inputs inputs;
+  ASSERT_TRUE(AllRanks(ReadInputs(&inputs)));
+  TempFolder folder;
+  std::string output = folder.File("no_such_folder/model.hdf5");
+  std::vector<MarginalRows> rows = SplitRows(inputs.species, inputs.marginals);
+  auto result = CaptureError([&] {
+    return birdflow::WriteFittedModel(PETSC_COMM_WORLD, inputs.species, output, rows,
+                                      SampleRecord());
+  });
+  ASSERT_TRUE(AllRanks(result.code == PETSC_ERR_FILE_OPEN)) << result.message;
+  EXPECT_NE(result.message.find("cannot create the file"), std::string::npos) << result.message;
+}
+
 TEST(WriteFittedModel, RowGapIsRejected)
 {
   Inputs inputs;
