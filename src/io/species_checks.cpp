@@ -203,6 +203,7 @@ void FillSpecies(const RawSpecies &raw, SpeciesData *species)
   species->ebird_version_year = raw.ebird_version_year;
   species->has_distances = raw.has_distances;
   species->has_marginals = raw.has_marginals;
+  species->missing_import_paths = raw.missing_import_paths;
 
   Grid &grid = species->grid;
   grid.nrow = (PetscInt)raw.nrow[0];

@@ -67,7 +67,10 @@ TEST(SpeciesVariants, GoodVariantsReadAsOriginal)
     if (std::string(name) == "good_no_optional_metadata") {
       EXPECT_EQ(variant.species_code, "");
       EXPECT_EQ(variant.ebird_version_year, 0);
+      EXPECT_EQ(variant.missing_import_paths.front(), "geom/crs");
+      EXPECT_EQ(variant.missing_import_paths.size(), 1u + 16u + 14u);
     } else {
+      EXPECT_TRUE(variant.missing_import_paths.empty());
       EXPECT_EQ(variant.species_code, "sstspa");
       EXPECT_EQ(variant.common_name, "Saltmarsh Sparrow");
       EXPECT_EQ(variant.ebird_version_year, 2023);
