@@ -160,46 +160,44 @@ void PropagateBlock(const std::vector<double> &transition, size_t n_from, size_t
   }
 }
 
-// Propagates the one-hot starts of `members` (all starting in week t1) and scores each member
-// when its lag is reached.
+// Propagates the one-hot starts of `members` (all starting in week t1, sorted by decreasing lag)
+// and scores each member when its lag is reached. Columns whose lag has passed are dropped, so
+// the block shrinks as it moves through the year.
 PetscErrorCode EvaluateStartWeek(const ForwardModel &model, const EndWeekContext &context,
                                  const std::vector<Interval> &intervals,
                                  const std::vector<size_t> &members,
                                  std::vector<IntervalResult> *results)
 {
   const PetscInt t1 = intervals[members[0]].t1 - 1;
-  const size_t b = members.size();
-  PetscInt max_lag = 0;
+  size_t active = members.size();
   std::vector<double> X, Y, p(model.n_active);
 
   PetscFunctionBeginUser;
   // 1. One-hot columns over the dynamic-mask cells of the start week.
   const std::vector<PetscInt> &start_cells = model.week_cells[t1];
-  X.assign(start_cells.size() * b, 0.0);
-  for (size_t j = 0; j < b; ++j) {
+  X.assign(start_cells.size() * active, 0.0);
+  for (size_t j = 0; j < active; ++j) {
     const Interval &interval = intervals[members[j]];
     auto found = std::lower_bound(start_cells.begin(), start_cells.end(), interval.i1 - 1);
     X[j * start_cells.size() + (found - start_cells.begin())] = 1.0;
-    max_lag = std::max(max_lag, (*results)[members[j]].lag);
   }
 
   // 2. Step through the weeks, scoring the members whose end week is reached.
   PetscInt week = t1;
-  for (PetscInt step = 1; step <= max_lag; ++step) {
+  for (PetscInt step = 1; active > 0; ++step) {
     const PetscInt next = model.NextWeek(week);
     const size_t n_from = model.week_cells[week].size(), n_to = model.week_cells[next].size();
-    PropagateBlock(model.transition[week], n_from, n_to, b, X, &Y);
-    PetscCall(PetscLogFlops(2.0 * n_from * n_to * b));
+    PropagateBlock(model.transition[week], n_from, n_to, active, X, &Y);
+    PetscCall(PetscLogFlops(2.0 * n_from * n_to * active));
     X.swap(Y);
     week = next;
 
-    for (size_t j = 0; j < b; ++j) {
-      IntervalResult &result = (*results)[members[j]];
-      if (result.lag != step) continue;
+    while (active > 0 && (*results)[members[active - 1]].lag == step) {
+      const size_t j = active - 1;
       std::fill(p.begin(), p.end(), 0.0);
-      for (size_t c = 0; c < n_to; ++c)
-        p[model.week_cells[week][c]] = X[j * n_to + c];
-      ScorePrediction(context, intervals[members[j]], p, &result);
+      for (size_t c = 0; c < n_to; ++c) p[model.week_cells[week][c]] = X[j * n_to + c];
+      ScorePrediction(context, intervals[members[j]], p, &(*results)[members[j]]);
+      --active;
     }
   }
   PetscFunctionReturn(PETSC_SUCCESS);
@@ -302,6 +300,9 @@ PetscErrorCode EvaluateIntervals(MPI_Comm comm, const ForwardModel &model,
     for (size_t j = (size_t)rank; j < members.size(); j += (size_t)size)
       mine.push_back(members[j]);
     if (mine.empty()) continue;
+    std::stable_sort(mine.begin(), mine.end(), [&](size_t a, size_t b) {
+      return (*results)[a].lag > (*results)[b].lag;
+    });
     PetscCall(EvaluateStartWeek(model, context, intervals, mine, results));
     owned.insert(owned.end(), mine.begin(), mine.end());
   }
