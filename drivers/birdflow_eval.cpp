@@ -1,18 +1,21 @@
-// birdflow-eval: validation metrics of a fitted BirdFlow model, compatible with BirdFlowR.
-//
-// Reads a fitted model (BirdFlowPy / birdflow-train layout) and a table of banding or tracking
-// intervals, writes one CSV row per interval (log-likelihood, null log-likelihood, win distance,
-// win probability, energy scores and the flags of intervals that cannot be scored) and prints
-// the summary means and the distribution correlations. docs/evaluation.md defines every column.
-//
-// Sample runs:
-//   mpirun -np 2 build/bin/birdflow-eval --model data/rewbla/rewbla_2021_250km_fitted.hdf5 \
-//     --intervals data/rewbla/rewbla_banding_intervals.csv --output rewbla_intervals.csv
-//   mpirun -np 1 build/bin/birdflow-eval --model data/sstspa/sstspa_2023_100km_fitted.hdf5 \
-//     --intervals my_intervals.csv --output sstspa_intervals.csv -log_view
+/*
+  birdflow-eval: validation metrics of a fitted BirdFlow model, compatible with BirdFlowR.
+
+  Reads a fitted model (BirdFlowPy / birdflow-train layout) and a table of banding or tracking
+  intervals, writes one CSV row per interval (log-likelihood, null log-likelihood, win distance,
+  win probability, energy scores and the flags of intervals that cannot be scored) and prints the
+  summary means and the distribution correlations. docs/evaluation.md defines every column.
+
+  Sample runs:
+    mpirun -np 2 build/bin/birdflow-eval --model data/rewbla/rewbla_2021_250km_fitted.hdf5 \
+      --intervals data/rewbla/rewbla_banding_intervals.csv --output rewbla_intervals.csv
+    mpirun -np 1 build/bin/birdflow-eval --model data/sstspa/sstspa_2023_100km_fitted.hdf5 \
+      --intervals my_intervals.csv --output sstspa_intervals.csv -log_view
+*/
 #include "birdflow/driver.hpp"
 #include "birdflow/metrics.hpp"
 #include "birdflow/output_file.hpp"
+#include "birdflow/petsc_compat.hpp"
 #include "birdflow/species.hpp"
 
 static const char help[] = "Validation metrics of a fitted BirdFlow model.\n";
@@ -22,12 +25,11 @@ int main(int argc, char **argv)
   CLI::App app{"Validation metrics of a fitted BirdFlow model, compatible with BirdFlowR",
                "birdflow-eval"};
   std::string model_path, intervals_path, output_path;
-  app.add_option("--model", model_path, "Fitted model HDF5 file (with marginals)")
-    ->required();
+  app.add_option("--model", model_path, "Fitted model HDF5 file (with marginals)")->required();
   app.add_option("--intervals", intervals_path,
                  "Interval CSV with interval_id, t1, t2, i1, i2 (1-based), optionally date1, "
                  "date2, lat1, lon1, lat2, lon2")
-    ->required();
+      ->required();
   app.add_option("--output", output_path, "Per-interval metrics CSV to write")->required();
 
   return birdflow::RunDriver(argc, argv, app, help, [&]() -> PetscErrorCode {
@@ -58,15 +60,15 @@ int main(int argc, char **argv)
     // 2. Predict every interval's end week and score it; correlate the weekly distributions.
     PetscCall(PetscLogStagePush(evaluate_stage));
     PetscCall(
-      birdflow::EvaluateModel(comm, species, marginals, intervals, intervals_path, &evaluation));
+        birdflow::EvaluateModel(comm, species, marginals, intervals, intervals_path, &evaluation));
     PetscCall(PetscLogStagePop());
 
     // 3. Write the per-interval table and print the summary.
     PetscCall(PetscLogStagePush(write_stage));
     PetscCall(birdflow::WriteIntervalResults(comm, output_path, intervals, evaluation.intervals));
     PetscCall(PetscLogStagePop());
-    PetscCall(PetscPrintf(comm, "wrote %zu intervals to %s\n", intervals.size(),
-                          output_path.c_str()));
+    PetscCall(
+        PetscPrintf(comm, "wrote %zu intervals to %s\n", intervals.size(), output_path.c_str()));
     PetscCall(birdflow::PrintEvaluationSummary(comm, evaluation));
     PetscFunctionReturn(PETSC_SUCCESS);
   });

@@ -195,7 +195,8 @@ PetscErrorCode EvaluateStartWeek(const ForwardModel &model, const EndWeekContext
     while (active > 0 && (*results)[members[active - 1]].lag == step) {
       const size_t j = active - 1;
       std::fill(p.begin(), p.end(), 0.0);
-      for (size_t c = 0; c < n_to; ++c) p[model.week_cells[week][c]] = X[j * n_to + c];
+      for (size_t c = 0; c < n_to; ++c)
+        p[model.week_cells[week][c]] = X[j * n_to + c];
       ScorePrediction(context, intervals[members[j]], p, &(*results)[members[j]]);
       --active;
     }
@@ -300,9 +301,8 @@ PetscErrorCode EvaluateIntervals(MPI_Comm comm, const ForwardModel &model,
     for (size_t j = (size_t)rank; j < members.size(); j += (size_t)size)
       mine.push_back(members[j]);
     if (mine.empty()) continue;
-    std::stable_sort(mine.begin(), mine.end(), [&](size_t a, size_t b) {
-      return (*results)[a].lag > (*results)[b].lag;
-    });
+    std::stable_sort(mine.begin(), mine.end(),
+                     [&](size_t a, size_t b) { return (*results)[a].lag > (*results)[b].lag; });
     PetscCall(EvaluateStartWeek(model, context, intervals, mine, results));
     owned.insert(owned.end(), mine.begin(), mine.end());
   }

@@ -10,7 +10,8 @@
 namespace birdflow::testing
 {
 // A CSV table without quoted commas, as R's write.csv writes numeric and logical columns.
-struct ReferenceTable {
+struct ReferenceTable
+{
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;
 
@@ -22,8 +23,9 @@ struct ReferenceTable {
   }
 };
 
-inline std::vector<std::string> SplitUnquoted(const std::string &line)
+inline std::vector<std::string> SplitUnquoted(std::string line)
 {
+  if (!line.empty() && line.back() == '\r') line.pop_back();
   std::vector<std::string> fields;
   std::stringstream stream(line);
   std::string field;

@@ -16,7 +16,8 @@ using birdflow::testing::DataPath;
 namespace
 {
 // The rewbla model, intervals and distances, loaded once for the whole binary.
-struct Rewbla {
+struct Rewbla
+{
   SpeciesData species;
   std::vector<std::vector<double>> marginals;
   std::vector<Interval> intervals;
@@ -30,18 +31,21 @@ Rewbla &LoadRewbla()
   static Rewbla rewbla;
   if (rewbla.loaded) return rewbla;
   MPI_Comm comm = PETSC_COMM_WORLD;
-  bool ok = ReadSpecies(comm, DataPath("rewbla/rewbla_2021_250km_fitted.hdf5"), &rewbla.species) ==
-              0 &&
-            ReadMarginals(comm, rewbla.species, &rewbla.marginals) == 0 &&
-            ReadIntervals(comm, DataPath("rewbla/rewbla_banding_intervals.csv"),
-                          &rewbla.intervals) == 0 &&
-            BuildForwardModel(rewbla.species, rewbla.marginals, &rewbla.model) == 0 &&
-            ComputeCellDistances(rewbla.species.grid, &rewbla.distance_km) == 0;
+  bool ok =
+      ReadSpecies(comm, DataPath("rewbla/rewbla_2021_250km_fitted.hdf5"), &rewbla.species) == 0 &&
+      ReadMarginals(comm, rewbla.species, &rewbla.marginals) == 0 &&
+      ReadIntervals(comm, DataPath("rewbla/rewbla_banding_intervals.csv"), &rewbla.intervals) ==
+          0 &&
+      BuildForwardModel(rewbla.species, rewbla.marginals, &rewbla.model) == 0 &&
+      ComputeCellDistances(rewbla.species.grid, &rewbla.distance_km) == 0;
   rewbla.loaded = AllRanks(ok);
   return rewbla;
 }
 
-bool ReferenceFlag(const std::string &value) { return value == "TRUE"; }
+bool ReferenceFlag(const std::string &value)
+{
+  return value == "TRUE";
+}
 } // namespace
 
 TEST(BirdFlowRReference, RewblaLogLikelihoodsMatch)
@@ -54,13 +58,13 @@ TEST(BirdFlowRReference, RewblaLogLikelihoodsMatch)
   ASSERT_TRUE(AllRanks(EvaluateIntervals(PETSC_COMM_WORLD, rewbla.model, rewbla.distance_km,
                                          rewbla.intervals, &results) == 0));
 
-  auto table = birdflow::testing::ReadReferenceTable(
-    DataPath("rewbla/rewbla_interval_ll_reference.csv"));
+  auto table =
+      birdflow::testing::ReadReferenceTable(DataPath("rewbla/rewbla_interval_ll_reference.csv"));
   ASSERT_EQ(table.rows.size(), rewbla.intervals.size());
   const size_t c_id = table.Column("interval_id"), c_ll = table.Column("log_likelihood"),
                c_null = table.Column("null_ll"), c_lag = table.Column("lag");
-  const size_t c_flags[] = {table.Column("exclude"), table.Column("not_active"),
-                            table.Column("dynamic_mask"), table.Column("sparse"),
+  const size_t c_flags[] = {table.Column("exclude"),       table.Column("not_active"),
+                            table.Column("dynamic_mask"),  table.Column("sparse"),
                             table.Column("same_timestep"), table.Column("bad_date")};
   ASSERT_LT(c_flags[5], table.header.size());
 
@@ -71,8 +75,8 @@ TEST(BirdFlowRReference, RewblaLogLikelihoodsMatch)
     const IntervalResult &r = results[k];
     SCOPED_TRACE("interval_id " + row[c_id]);
     ASSERT_EQ(row[c_id], rewbla.intervals[k].id);
-    const bool flags[] = {r.flags.Excluded(), r.flags.not_active, r.flags.dynamic_mask,
-                          r.flags.sparse, r.flags.same_timestep, r.flags.bad_date};
+    const bool flags[] = {r.flags.Excluded(), r.flags.not_active,    r.flags.dynamic_mask,
+                          r.flags.sparse,     r.flags.same_timestep, r.flags.bad_date};
     for (size_t f = 0; f < 6; ++f)
       EXPECT_EQ(flags[f], ReferenceFlag(row[c_flags[f]])) << table.header[c_flags[f]];
     EXPECT_EQ(std::to_string(r.lag), row[c_lag]);
@@ -115,10 +119,22 @@ TEST(BirdFlowRReference, ResultsIndependentOfRankCount)
   bool equal = true;
   for (size_t k = 0; k < alone.size(); ++k) {
     const IntervalResult &a = distributed[k], &b = alone[k];
-    const double values_a[] = {a.log_likelihood, a.null_ll, a.pred, a.st, a.win_prob,
-                               a.energy_score_bf, a.energy_score_st, a.pred_elapsed_dist_by_pred};
-    const double values_b[] = {b.log_likelihood, b.null_ll, b.pred, b.st, b.win_prob,
-                               b.energy_score_bf, b.energy_score_st, b.pred_elapsed_dist_by_pred};
+    const double values_a[] = {a.log_likelihood,
+                               a.null_ll,
+                               a.pred,
+                               a.st,
+                               a.win_prob,
+                               a.energy_score_bf,
+                               a.energy_score_st,
+                               a.pred_elapsed_dist_by_pred};
+    const double values_b[] = {b.log_likelihood,
+                               b.null_ll,
+                               b.pred,
+                               b.st,
+                               b.win_prob,
+                               b.energy_score_bf,
+                               b.energy_score_st,
+                               b.pred_elapsed_dist_by_pred};
     // Bitwise: NaN in the same places and the same bits elsewhere.
     equal = equal && std::memcmp(values_a, values_b, sizeof(values_a)) == 0 &&
             a.flags.Excluded() == b.flags.Excluded() && a.flags.sparse == b.flags.sparse;
@@ -128,9 +144,10 @@ TEST(BirdFlowRReference, ResultsIndependentOfRankCount)
 
 TEST(BirdFlowRReference, DistributionPerformanceMatches)
 {
-  const char *species_files[][2] = {
-    {"sstspa/sstspa_2023_100km_fitted.hdf5", "sstspa/sstspa_2023_100km_distribution_performance.csv"},
-    {"rewbla/rewbla_2021_250km_fitted.hdf5", "rewbla/rewbla_2021_250km_distribution_performance.csv"}};
+  const char *species_files[][2] = {{"sstspa/sstspa_2023_100km_fitted.hdf5",
+                                     "sstspa/sstspa_2023_100km_distribution_performance.csv"},
+                                    {"rewbla/rewbla_2021_250km_fitted.hdf5",
+                                     "rewbla/rewbla_2021_250km_distribution_performance.csv"}};
   for (auto &files : species_files) {
     SCOPED_TRACE(files[0]);
     SpeciesData species;

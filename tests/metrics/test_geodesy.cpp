@@ -36,8 +36,8 @@ TEST(Geodesy, DistancesMatchPreprocessedFiles)
     double max_difference = 0;
     for (PetscInt i = 0; i < n; ++i)
       for (PetscInt j = 0; j < n; ++j)
-        max_difference = std::max(max_difference, std::abs(computed[i * n + j] -
-                                                           PackedDistance(stored, n, i, j)));
+        max_difference = std::max(max_difference,
+                                  std::abs(computed[i * n + j] - PackedDistance(stored, n, i, j)));
     std::printf("%s: max |distance - stored| = %.3e km\n", file, max_difference);
     EXPECT_LE(max_difference, 1e-6);
   }

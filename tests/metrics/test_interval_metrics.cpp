@@ -16,7 +16,8 @@ constexpr PetscInt kCells = 5;
 // A 5-cell model with 4 weeks plus the cyclic copy of week 1. Cell 4 (0-based) is outside the
 // dynamic mask in week 2, and the marginal of week 1 -> 2 sends no mass into cell 2, so cell 2
 // is a valid S&T cell but not a model state in week 2.
-struct SmallModel {
+struct SmallModel
+{
   SpeciesData species;
   std::vector<std::vector<double>> marginals;
   std::vector<double> distance_km;
@@ -62,8 +63,8 @@ struct SmallModel {
 };
 
 // Dense brute-force prediction: p_{t+1} = T_t' p_t over all cells, from a one-hot start.
-std::vector<double> BruteForcePrediction(const SmallModel &m, PetscInt t1, PetscInt i1, PetscInt lag,
-                                         PetscInt n_weeks)
+std::vector<double> BruteForcePrediction(const SmallModel &m, PetscInt t1, PetscInt i1,
+                                         PetscInt lag, PetscInt n_weeks)
 {
   std::vector<double> p(kCells, 0.0);
   p[i1] = 1.0;
@@ -73,7 +74,8 @@ std::vector<double> BruteForcePrediction(const SmallModel &m, PetscInt t1, Petsc
     std::vector<double> next(kCells, 0.0);
     for (size_t r = 0; r < from.size(); ++r) {
       double row_sum = 0;
-      for (size_t c = 0; c < to.size(); ++c) row_sum += m.marginals[week][r * to.size() + c];
+      for (size_t c = 0; c < to.size(); ++c)
+        row_sum += m.marginals[week][r * to.size() + c];
       for (size_t c = 0; c < to.size(); ++c)
         if (row_sum > 0) next[to[c]] += p[from[r]] * m.marginals[week][r * to.size() + c] / row_sum;
     }
@@ -107,8 +109,8 @@ TEST(IntervalMetrics, MatchBruteForceOnCyclicModel)
                                      MakeInterval("c", 3, 2, 5, 1), MakeInterval("d", 1, 4, 2, 5),
                                      MakeInterval("e", 1, 2, 4, 1)};
   std::vector<IntervalResult> results;
-  ASSERT_TRUE(
-    AllRanks(EvaluateIntervals(PETSC_COMM_WORLD, model, m.distance_km, intervals, &results) == 0));
+  ASSERT_TRUE(AllRanks(
+      EvaluateIntervals(PETSC_COMM_WORLD, model, m.distance_km, intervals, &results) == 0));
 
   const std::vector<double> &G = m.distance_km;
   for (size_t k = 0; k < intervals.size(); ++k) {
@@ -120,7 +122,8 @@ TEST(IntervalMetrics, MatchBruteForceOnCyclicModel)
     ASSERT_FALSE(r.flags.Excluded());
     std::vector<double> p = BruteForcePrediction(m, iv.t1 - 1, iv.i1 - 1, lag, 4);
     std::vector<double> s(kCells);
-    for (PetscInt i = 0; i < kCells; ++i) s[i] = m.species.Distr(i, iv.t2 - 1);
+    for (PetscInt i = 0; i < kCells; ++i)
+      s[i] = m.species.Distr(i, iv.t2 - 1);
     const PetscInt end = iv.i2 - 1, start = iv.i1 - 1;
 
     double pred = 0, st = 0, win = 0, pGp = 0, sGs = 0, by_pred = 0, by_st = 0;
@@ -155,13 +158,15 @@ TEST(IntervalMetrics, FlagsFollowBirdFlowR)
   SmallModel m(true);
   ForwardModel model;
   ASSERT_TRUE(AllRanks(BuildForwardModel(m.species, m.marginals, &model) == 0));
-  std::vector<Interval> intervals = {
-    MakeInterval("same", 2, 2, 1, 1),        MakeInterval("na_cell", 1, 2, kMissingIndex, 1),
-    MakeInterval("na_week", kMissingIndex, 2, 1, 1), MakeInterval("outside_st", 1, 2, 1, 5),
-    MakeInterval("no_model_mass", 1, 2, 1, 3), MakeInterval("ok", 1, 2, 1, 1)};
+  std::vector<Interval> intervals = {MakeInterval("same", 2, 2, 1, 1),
+                                     MakeInterval("na_cell", 1, 2, kMissingIndex, 1),
+                                     MakeInterval("na_week", kMissingIndex, 2, 1, 1),
+                                     MakeInterval("outside_st", 1, 2, 1, 5),
+                                     MakeInterval("no_model_mass", 1, 2, 1, 3),
+                                     MakeInterval("ok", 1, 2, 1, 1)};
   std::vector<IntervalResult> results;
-  ASSERT_TRUE(
-    AllRanks(EvaluateIntervals(PETSC_COMM_WORLD, model, m.distance_km, intervals, &results) == 0));
+  ASSERT_TRUE(AllRanks(
+      EvaluateIntervals(PETSC_COMM_WORLD, model, m.distance_km, intervals, &results) == 0));
   EXPECT_TRUE(results[0].flags.same_timestep);
   EXPECT_TRUE(std::isnan(results[0].log_likelihood));
   EXPECT_TRUE(results[1].flags.not_active);
@@ -189,8 +194,8 @@ TEST(IntervalMetrics, OpenChainRejectsYearWrap)
   std::vector<Interval> intervals = {MakeInterval("wrap", 4, 2, 1, 1),
                                      MakeInterval("last", 1, 5, 1, 2)};
   std::vector<IntervalResult> results;
-  ASSERT_TRUE(
-    AllRanks(EvaluateIntervals(PETSC_COMM_WORLD, model, m.distance_km, intervals, &results) == 0));
+  ASSERT_TRUE(AllRanks(
+      EvaluateIntervals(PETSC_COMM_WORLD, model, m.distance_km, intervals, &results) == 0));
   EXPECT_TRUE(results[0].flags.bad_date);
   EXPECT_EQ(results[1].lag, 4);
   std::vector<double> p = BruteForcePrediction(m, 0, 0, 4, 5);

@@ -80,8 +80,7 @@ TEST(IntervalsCsv, RejectsBadRecords)
 {
   EXPECT_NE(ParseError("interval_id,t1,t2,i1,i2\n1,2,3,4\n").find("bad.csv:2: expected 5 fields"),
             std::string::npos);
-  EXPECT_NE(ParseError("interval_id,t1,t2,i1,i2\n1,2,3,4,-5\n").find("\"-5\""),
-            std::string::npos);
+  EXPECT_NE(ParseError("interval_id,t1,t2,i1,i2\n1,2,3,4,-5\n").find("\"-5\""), std::string::npos);
   EXPECT_NE(ParseError("interval_id,t1,t2,i1,i2\n1,2.5,3,4,5\n").find("\"2.5\""),
             std::string::npos);
   EXPECT_NE(ParseError("interval_id,t1,t2,i1,i2\n1,2,3,4,5\n1,2,3,4,5\n").find("duplicate"),
@@ -109,8 +108,8 @@ TEST(IntervalsCsv, ReadIntervalsFailsOnAllRanks)
 {
   std::vector<Interval> intervals;
   PetscPushErrorHandler(PetscReturnErrorHandler, nullptr);
-  PetscErrorCode code = birdflow::ReadIntervals(PETSC_COMM_WORLD, "/nonexistent/intervals.csv",
-                                                &intervals);
+  PetscErrorCode code =
+      birdflow::ReadIntervals(PETSC_COMM_WORLD, "/nonexistent/intervals.csv", &intervals);
   PetscPopErrorHandler();
   ASSERT_TRUE(birdflow::testing::AllRanks(code == PETSC_ERR_FILE_OPEN));
 }
@@ -119,8 +118,8 @@ TEST(IntervalsCsv, ReadsRewblaTable)
 {
   std::vector<Interval> intervals;
   PetscErrorCode code = birdflow::ReadIntervals(
-    PETSC_COMM_WORLD, birdflow::testing::DataPath("rewbla/rewbla_banding_intervals.csv"),
-    &intervals);
+      PETSC_COMM_WORLD, birdflow::testing::DataPath("rewbla/rewbla_banding_intervals.csv"),
+      &intervals);
   ASSERT_TRUE(birdflow::testing::AllRanks(code == 0));
   EXPECT_EQ(intervals.size(), 1500u);
   EXPECT_EQ(intervals[0].id, "7");
