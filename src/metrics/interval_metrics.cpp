@@ -160,29 +160,41 @@ void PropagateBlock(const std::vector<double> &transition, size_t n_from, size_t
   }
 }
 
-// Propagates the one-hot starts of `members` (all starting in week t1, sorted by decreasing lag)
-// and scores each member when its lag is reached. Columns whose lag has passed are dropped, so
-// the block shrinks as it moves through the year.
+// The intervals that start in the same cell and week: they share one propagated column.
+struct StartColumn
+{
+  PetscInt cell = 0;    // 0-based active cell
+  PetscInt max_lag = 0; // the column is propagated this many weeks
+  std::vector<size_t> members;
+};
+
+// Propagates the one-hot columns of the starts in week t1 (sorted by decreasing max_lag) and scores
+// each interval when its lag is reached. Columns past their max_lag are dropped, so the block
+// shrinks as it moves through the year.
 PetscErrorCode EvaluateStartWeek(const ForwardModel &model, const EndWeekContext &context,
-                                 const std::vector<Interval> &intervals,
-                                 const std::vector<size_t> &members,
+                                 const std::vector<Interval> &intervals, PetscInt t1,
+                                 const std::vector<StartColumn> &columns,
                                  std::vector<IntervalResult> *results)
 {
-  const PetscInt t1 = intervals[members[0]].t1 - 1;
-  size_t active = members.size();
+  size_t active = columns.size();
   std::vector<double> X, Y, p(model.n_active);
+  std::vector<std::pair<size_t, size_t>> pending; // (interval, column), by decreasing lag
 
   PetscFunctionBeginUser;
   // 1. One-hot columns over the dynamic-mask cells of the start week.
   const std::vector<PetscInt> &start_cells = model.week_cells[t1];
   X.assign(start_cells.size() * active, 0.0);
   for (size_t j = 0; j < active; ++j) {
-    const Interval &interval = intervals[members[j]];
-    auto found = std::lower_bound(start_cells.begin(), start_cells.end(), interval.i1 - 1);
+    auto found = std::lower_bound(start_cells.begin(), start_cells.end(), columns[j].cell);
     X[j * start_cells.size() + (found - start_cells.begin())] = 1.0;
+    for (size_t member : columns[j].members)
+      pending.emplace_back(member, j);
   }
+  std::stable_sort(pending.begin(), pending.end(), [&](const auto &a, const auto &b) {
+    return (*results)[a.first].lag > (*results)[b.first].lag;
+  });
 
-  // 2. Step through the weeks, scoring the members whose end week is reached.
+  // 2. Step through the weeks, scoring the intervals whose end week is reached.
   PetscInt week = t1;
   for (PetscInt step = 1; active > 0; ++step) {
     const PetscInt next = model.NextWeek(week);
@@ -192,14 +204,16 @@ PetscErrorCode EvaluateStartWeek(const ForwardModel &model, const EndWeekContext
     X.swap(Y);
     week = next;
 
-    while (active > 0 && (*results)[members[active - 1]].lag == step) {
-      const size_t j = active - 1;
+    while (!pending.empty() && (*results)[pending.back().first].lag == step) {
+      const auto [member, j] = pending.back();
       std::fill(p.begin(), p.end(), 0.0);
       for (size_t c = 0; c < n_to; ++c)
         p[model.week_cells[week][c]] = X[j * n_to + c];
-      ScorePrediction(context, intervals[members[j]], p, &(*results)[members[j]]);
-      --active;
+      ScorePrediction(context, intervals[member], p, &(*results)[member]);
+      pending.pop_back();
     }
+    while (active > 0 && columns[active - 1].max_lag == step)
+      --active;
   }
   PetscFunctionReturn(PETSC_SUCCESS);
 }
@@ -272,14 +286,17 @@ PetscErrorCode EvaluateIntervals(MPI_Comm comm, const ForwardModel &model,
   PetscCheck(distance_km.size() == N * N, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ,
              "the distance matrix has %zu entries, expected %zu x %zu", distance_km.size(), N, N);
 
-  // 1. Flags on every rank; the intervals to propagate, grouped by start week.
+  // 1. Flags on every rank; the intervals to propagate, grouped by start week and cell.
   results->resize(intervals.size());
-  std::map<PetscInt, std::vector<size_t>> by_start_week;
+  std::map<PetscInt, std::map<PetscInt, StartColumn>> starts;
   for (size_t k = 0; k < intervals.size(); ++k) {
-    (*results)[k] = ClassifyInterval(model, intervals[k]);
-    const IntervalFlags &flags = (*results)[k].flags;
-    if (!flags.bad_date && !flags.not_active && !flags.dynamic_mask && !flags.same_timestep)
-      by_start_week[intervals[k].t1].push_back(k);
+    IntervalResult &result = (*results)[k] = ClassifyInterval(model, intervals[k]);
+    const IntervalFlags &flags = result.flags;
+    if (flags.bad_date || flags.not_active || flags.dynamic_mask || flags.same_timestep) continue;
+    StartColumn &column = starts[intervals[k].t1 - 1][intervals[k].i1 - 1];
+    column.cell = intervals[k].i1 - 1;
+    column.max_lag = std::max(column.max_lag, result.lag);
+    column.members.push_back(k);
   }
 
   // 2. S&T columns and s'Gs of every week.
@@ -293,18 +310,22 @@ PetscErrorCode EvaluateIntervals(MPI_Comm comm, const ForwardModel &model,
     context.st_quadratic[t] = QuadraticForm(distance_km, context.st[t]);
   }
 
-  // 3. Deal each start week's intervals round-robin over the ranks and propagate them.
+  // 3. Deal the start columns round-robin over the ranks; each rank propagates its columns of
+  //    one start week as one block.
   PetscCall(PetscLogEventBegin(propagation_event, 0, 0, 0, 0));
   std::vector<size_t> owned;
-  for (const auto &[week, members] : by_start_week) {
-    std::vector<size_t> mine;
-    for (size_t j = (size_t)rank; j < members.size(); j += (size_t)size)
-      mine.push_back(members[j]);
+  size_t dealt = 0;
+  for (const auto &[week, by_cell] : starts) {
+    std::vector<StartColumn> mine;
+    for (const auto &[cell, column] : by_cell)
+      if (dealt++ % (size_t)size == (size_t)rank) mine.push_back(column);
     if (mine.empty()) continue;
-    std::stable_sort(mine.begin(), mine.end(),
-                     [&](size_t a, size_t b) { return (*results)[a].lag > (*results)[b].lag; });
-    PetscCall(EvaluateStartWeek(model, context, intervals, mine, results));
-    owned.insert(owned.end(), mine.begin(), mine.end());
+    std::stable_sort(mine.begin(), mine.end(), [](const StartColumn &a, const StartColumn &b) {
+      return a.max_lag > b.max_lag;
+    });
+    PetscCall(EvaluateStartWeek(model, context, intervals, week, mine, results));
+    for (const StartColumn &column : mine)
+      owned.insert(owned.end(), column.members.begin(), column.members.end());
   }
   PetscCall(PetscLogEventEnd(propagation_event, 0, 0, 0, 0));
 
