@@ -240,6 +240,16 @@ PetscErrorCode EvaluateModel(MPI_Comm comm, const SpeciesData &species,
                              const std::vector<Interval> &intervals, const std::string &source,
                              Evaluation *evaluation);
 
+/*
+  GatherMarginals - Assembles every pairwise marginal on every rank from the rows each rank holds
+  (the trainer's layout, see MarginalRows: rows[t] is this rank's block of M_t), so that
+  EvaluateModel() can score a model held in memory. Collective. Fails with PETSC_ERR_ARG_SIZ when
+  the blocks do not tile each n_t x n_{t+1} marginal in rank order.
+*/
+PetscErrorCode GatherMarginals(MPI_Comm comm, const SpeciesData &species,
+                               const std::vector<MarginalRows> &rows,
+                               std::vector<std::vector<double>> *marginals);
+
 /* Output. */
 
 /* Returns the per-interval table as CSV text: one row per interval keyed by interval_id, NA for

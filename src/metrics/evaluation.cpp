@@ -61,6 +61,48 @@ PetscErrorCode EvaluateModel(MPI_Comm comm, const SpeciesData &species,
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
+PetscErrorCode GatherMarginals(MPI_Comm comm, const SpeciesData &species,
+                               const std::vector<MarginalRows> &rows,
+                               std::vector<std::vector<double>> *marginals)
+{
+  PetscMPIInt size;
+  const PetscInt n_transitions = species.n_timesteps - 1;
+
+  PetscFunctionBeginUser;
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  PetscCheck((PetscInt)rows.size() == n_transitions, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ,
+             "got row blocks of %zu marginals, expected %" PetscInt_FMT, rows.size(),
+             n_transitions);
+  marginals->assign(n_transitions, {});
+  for (PetscInt t = 0; t < n_transitions; ++t) {
+    const MarginalRows &block = rows[t];
+    const PetscInt n_rows = species.CellsInWeek(t), n_cols = species.CellsInWeek(t + 1);
+    PetscCheck(block.n_cols == n_cols, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ,
+               "marginal %" PetscInt_FMT " has %" PetscInt_FMT " columns, expected %" PetscInt_FMT,
+               t + 1, block.n_cols, n_cols);
+
+    // Each rank's block must start where the previous rank's ends.
+    std::vector<int> counts(size), offsets(size);
+    int count = (int)(block.row_count * n_cols), offset = (int)(block.row_start * n_cols);
+    PetscCallMPI(MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, comm));
+    PetscCallMPI(MPI_Allgather(&offset, 1, MPI_INT, offsets.data(), 1, MPI_INT, comm));
+    long long expected_offset = 0;
+    for (int r = 0; r < size; ++r) {
+      PetscCheck(offsets[r] == expected_offset, comm, PETSC_ERR_ARG_SIZ,
+                 "rows of marginal %" PetscInt_FMT " on rank %d start at entry %d, expected %lld",
+                 t + 1, r, offsets[r], expected_offset);
+      expected_offset += counts[r];
+    }
+    PetscCheck(expected_offset == (long long)n_rows * n_cols, comm, PETSC_ERR_ARG_SIZ,
+               "rows of marginal %" PetscInt_FMT " cover %lld entries, expected %lld", t + 1,
+               expected_offset, (long long)n_rows * n_cols);
+    (*marginals)[t].resize((size_t)n_rows * n_cols);
+    PetscCallMPI(MPI_Allgatherv(block.values, count, MPI_DOUBLE, (*marginals)[t].data(),
+                                counts.data(), offsets.data(), MPI_DOUBLE, comm));
+  }
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+
 std::string FormatIntervalResultsCsv(const std::vector<Interval> &intervals,
                                      const std::vector<IntervalResult> &results)
 {

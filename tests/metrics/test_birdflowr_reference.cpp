@@ -176,3 +176,32 @@ TEST(BirdFlowRReference, DistributionPerformanceMatches)
     EXPECT_EQ((double)performance.n_states, reference("n_states"));
   }
 }
+
+TEST(BirdFlowRReference, GatheredRowBlocksGiveSameModel)
+{
+  Rewbla &rewbla = LoadRewbla();
+  ASSERT_TRUE(rewbla.loaded);
+  PetscMPIInt rank, size;
+  MPI_Comm_rank(PETSC_COMM_WORLD, &rank);
+  MPI_Comm_size(PETSC_COMM_WORLD, &size);
+
+  // Split each marginal into contiguous row blocks, one per rank, as the trainer holds them.
+  std::vector<MarginalRows> rows(rewbla.marginals.size());
+  for (size_t t = 0; t < rows.size(); ++t) {
+    const PetscInt n_rows = rewbla.species.CellsInWeek((PetscInt)t);
+    rows[t].n_cols = rewbla.species.CellsInWeek((PetscInt)t + 1);
+    rows[t].row_start = n_rows * rank / size;
+    rows[t].row_count = n_rows * (rank + 1) / size - rows[t].row_start;
+    rows[t].values = rewbla.marginals[t].data() + rows[t].row_start * rows[t].n_cols;
+  }
+  std::vector<std::vector<double>> gathered;
+  ASSERT_TRUE(AllRanks(GatherMarginals(PETSC_COMM_WORLD, rewbla.species, rows, &gathered) == 0));
+  EXPECT_TRUE(AllRanks(gathered == rewbla.marginals));
+
+  // A block that leaves a gap is rejected on every rank.
+  if (rank == 0 && rows[0].row_count > 0) rows[0].row_count -= 1;
+  PetscPushErrorHandler(PetscReturnErrorHandler, nullptr);
+  PetscErrorCode code = GatherMarginals(PETSC_COMM_WORLD, rewbla.species, rows, &gathered);
+  PetscPopErrorHandler();
+  EXPECT_TRUE(AllRanks(code == PETSC_ERR_ARG_SIZ));
+}
