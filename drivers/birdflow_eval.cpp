@@ -2,15 +2,15 @@
   birdflow-eval: validation metrics of a fitted BirdFlow model, compatible with BirdFlowR.
 
   Reads a fitted model (BirdFlowPy / birdflow-train layout) and a table of banding or tracking
-  intervals, writes one CSV row per interval (log-likelihood, null log-likelihood, win distance,
-  win probability, energy scores and the flags of intervals that cannot be scored) and prints the
+  intervals. Writes one CSV row per interval: log-likelihood, null log-likelihood, win distance,
+  win probability, energy scores and the flags of intervals that cannot be scored. Prints the
   summary means and the distribution correlations. docs/evaluation.md defines every column.
 
   Sample runs:
     mpirun -np 2 build/bin/birdflow-eval --model data/rewbla/rewbla_2021_250km_fitted.hdf5 \
       --intervals data/rewbla/rewbla_banding_intervals.csv --output rewbla_intervals.csv
-    mpirun -np 1 build/bin/birdflow-eval --model data/sstspa/sstspa_2023_100km_fitted.hdf5 \
-      --intervals my_intervals.csv --output sstspa_intervals.csv -log_view
+    mpirun -np 1 build/bin/birdflow-eval --model data/rewbla/rewbla_2021_250km_fitted.hdf5 \
+      --intervals data/rewbla/rewbla_banding_intervals.csv --output rewbla_intervals.csv -log_view
 */
 #include "birdflow/driver.hpp"
 #include "birdflow/metrics.hpp"

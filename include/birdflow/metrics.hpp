@@ -125,7 +125,7 @@ PetscErrorCode ComputeCellDistances(const Grid &grid, std::vector<double> *dista
 
 /* Per-interval metrics. */
 
-/* Why an interval cannot be scored (BirdFlowR interval_log_likelihood() flags). */
+/* Reasons an interval cannot be scored (the flags of BirdFlowR's interval_log_likelihood()). */
 struct IntervalFlags
 {
   bool bad_date = false;      // a week is NA, or t2 < t1 in a model that is not cyclic
@@ -177,7 +177,8 @@ struct IntervalResult
   `distance_km` is the dense N x N matrix of ComputeCellDistances(). The intervals must have passed
   CheckIntervalsInModel().
 
-  Options Database Keys: none. Logged as the PETSc event "BFIntervalProp".
+  Options Database Keys: none. Logged as the PETSc events "BFIntervalProp" (the whole
+  evaluation) and "BFIntervalScore" (the metrics of the predictions, nested in the first).
 */
 PetscErrorCode EvaluateIntervals(MPI_Comm comm, const ForwardModel &model,
                                  const std::vector<double> &distance_km,

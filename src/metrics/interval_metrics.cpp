@@ -17,7 +17,7 @@ constexpr double kLogOffset = 1e-8;
 // calc_interval_metrics() divides the start-cell abundance by 52 weeks, whatever the model length.
 constexpr double kWeeksPerYear = 52.0;
 
-PetscLogEvent propagation_event = -1;
+PetscLogEvent propagation_event = -1, scoring_event = -1;
 
 PetscErrorCode RegisterEvents()
 {
@@ -27,6 +27,7 @@ PetscErrorCode RegisterEvents()
   if (propagation_event < 0) {
     PetscCall(PetscClassIdRegister("BirdFlow metrics", &classid));
     PetscCall(PetscLogEventRegister("BFIntervalProp", classid, &propagation_event));
+    PetscCall(PetscLogEventRegister("BFIntervalScore", classid, &scoring_event));
   }
   PetscFunctionReturn(PETSC_SUCCESS);
 }
@@ -142,20 +143,21 @@ void ScorePrediction(const EndWeekContext &context, const Interval &interval,
   result->pred_elapsed_dist_by_st = Dot(s.data(), g_start, n);
 }
 
-// Y = T_k' X for a block of columns (X column-major n_from x b, Y n_to x b). Each column is
-// accumulated row by row, so its rounding does not depend on the other columns of the block.
+// Y = T_k' X for a block of columns (X column-major n_from x b, Y n_to x b). Each row of T_k is
+// read once for the whole block. Every column still sums its terms in row order, so its rounding
+// does not depend on the other columns of the block or on the rank count.
 void PropagateBlock(const std::vector<double> &transition, size_t n_from, size_t n_to,
                     size_t n_columns, const std::vector<double> &X, std::vector<double> *Y)
 {
   Y->assign(n_to * n_columns, 0.0);
-  for (size_t j = 0; j < n_columns; ++j) {
-    double *y = Y->data() + j * n_to;
-    const double *x = X.data() + j * n_from;
-    for (size_t i = 0; i < n_from; ++i) {
-      if (x[i] == 0) continue;
-      const double *row = transition.data() + i * n_to;
+  for (size_t i = 0; i < n_from; ++i) {
+    const double *row = transition.data() + i * n_to;
+    for (size_t j = 0; j < n_columns; ++j) {
+      const double x = X[j * n_from + i];
+      if (x == 0) continue;
+      double *y = Y->data() + j * n_to;
       for (size_t c = 0; c < n_to; ++c)
-        y[c] += x[i] * row[c];
+        y[c] += x * row[c];
     }
   }
 }
@@ -209,7 +211,9 @@ PetscErrorCode EvaluateStartWeek(const ForwardModel &model, const EndWeekContext
       std::fill(p.begin(), p.end(), 0.0);
       for (size_t c = 0; c < n_to; ++c)
         p[model.week_cells[week][c]] = X[j * n_to + c];
+      PetscCall(PetscLogEventBegin(scoring_event, 0, 0, 0, 0));
       ScorePrediction(context, intervals[member], p, &(*results)[member]);
+      PetscCall(PetscLogEventEnd(scoring_event, 0, 0, 0, 0));
       pending.pop_back();
     }
     while (active > 0 && columns[active - 1].max_lag == step)
@@ -299,16 +303,21 @@ PetscErrorCode EvaluateIntervals(MPI_Comm comm, const ForwardModel &model,
     column.members.push_back(k);
   }
 
-  // 2. S&T columns and s'Gs of every week.
+  // 2. S&T columns of every week, and s'Gs of the weeks in which a propagated interval ends.
   EndWeekContext context;
   context.distance_km = &distance_km;
   context.st.assign(model.n_weeks, std::vector<double>(N));
-  context.st_quadratic.resize(model.n_weeks);
-  for (PetscInt t = 0; t < model.n_weeks; ++t) {
+  context.st_quadratic.assign(model.n_weeks, kNotAvailable);
+  for (PetscInt t = 0; t < model.n_weeks; ++t)
     for (size_t i = 0; i < N; ++i)
       context.st[t][i] = model.Distr((PetscInt)i, t);
-    context.st_quadratic[t] = QuadraticForm(distance_km, context.st[t]);
-  }
+  for (const auto &[week, by_cell] : starts)
+    for (const auto &[cell, column] : by_cell)
+      for (size_t member : column.members) {
+        const PetscInt end = intervals[member].t2 - 1;
+        if (std::isnan(context.st_quadratic[end]))
+          context.st_quadratic[end] = QuadraticForm(distance_km, context.st[end]);
+      }
 
   // 3. Deal the start columns round-robin over the ranks; each rank propagates its columns of
   //    one start week as one block.
