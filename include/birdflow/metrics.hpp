@@ -174,8 +174,8 @@ struct IntervalResult
   one-hot starts together, and every rank receives all results. The arithmetic of one interval
   does not depend on the rank count, so results are bitwise equal on any number of ranks.
 
-  `distance_km` is the dense N x N matrix of ComputeCellDistances(). The intervals must have passed
-  CheckIntervalsInModel().
+  `distance_km` is the dense N x N matrix of ComputeCellDistances(). Weeks and cells outside the
+  model fail as in CheckIntervalsInModel(), with "interval table" in place of the file name.
 
   Options Database Keys: none. Logged as the PETSc events "BFIntervalProp" (the whole
   evaluation) and "BFIntervalScore" (the metrics of the predictions, nested in the first).

@@ -290,6 +290,8 @@ PetscErrorCode EvaluateIntervals(MPI_Comm comm, const ForwardModel &model,
   PetscCheck(distance_km.size() == N * N, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ,
              "the distance matrix has %zu entries, expected %zu x %zu", distance_km.size(), N, N);
 
+  PetscCall(CheckIntervalsInModel(intervals, "interval table", model));
+
   // 1. Flags on every rank; the intervals to propagate, grouped by start week and cell.
   results->resize(intervals.size());
   std::map<PetscInt, std::map<PetscInt, StartColumn>> starts;

@@ -169,7 +169,10 @@ std::optional<size_t> FindColumn(const std::map<std::string, size_t> &columns,
 
 std::vector<Interval> ParseIntervalsCsv(const std::string &text, const std::string &source)
 {
-  std::vector<CsvRecord> records = SplitCsv(text, source);
+  // Spreadsheet programs may start a UTF-8 file with a byte-order mark; it is not part of a name.
+  const std::string bom = "\xEF\xBB\xBF";
+  const bool has_bom = text.compare(0, bom.size(), bom) == 0;
+  std::vector<CsvRecord> records = SplitCsv(has_bom ? text.substr(bom.size()) : text, source);
   if (records.empty()) Fail(source, 1, "the file is empty; expected a header line");
 
   // 1. Header: required and optional columns.

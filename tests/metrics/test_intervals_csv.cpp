@@ -61,6 +61,14 @@ TEST(IntervalsCsv, AcceptsQuotesNaAndAliases)
   EXPECT_EQ(intervals[1].t2, 2);
 }
 
+TEST(IntervalsCsv, SkipsByteOrderMark)
+{
+  std::vector<Interval> intervals =
+      ParseIntervalsCsv("\xEF\xBB\xBFinterval_id,t1,t2,i1,i2\n1,2,3,4,5\n", "test.csv");
+  ASSERT_EQ(intervals.size(), 1u);
+  EXPECT_EQ(intervals[0].i2, 5);
+}
+
 TEST(IntervalsCsv, MissingColumnNamesIt)
 {
   std::string message = ParseError("interval_id,t1,t2,i1\n1,2,3,4\n");
