@@ -24,13 +24,15 @@ int main(int argc, char **argv)
 {
   CLI::App app{"Validation metrics of a fitted BirdFlow model, compatible with BirdFlowR",
                "birdflow-eval"};
-  std::string model_path, intervals_path, output_path;
+  std::string model_path, intervals_path, output_path, summary_path;
   app.add_option("--model", model_path, "Fitted model HDF5 file (with marginals)")->required();
   app.add_option("--intervals", intervals_path,
                  "Interval CSV with interval_id, t1, t2, i1, i2 (1-based), optionally date1, "
                  "date2, lat1, lon1, lat2, lon2")
       ->required();
   app.add_option("--output", output_path, "Per-interval metrics CSV to write")->required();
+  app.add_option("--summary", summary_path,
+                 "Also write the summary and distribution metrics as a metric,value CSV");
 
   return birdflow::RunDriver(argc, argv, app, help, [&]() -> PetscErrorCode {
     MPI_Comm comm = PETSC_COMM_WORLD;
@@ -48,6 +50,8 @@ int main(int argc, char **argv)
 
     // 1. Check the output folder before any work, then read the model and the intervals.
     PetscCall(birdflow::CheckOutputPath(comm, output_path, "--output"));
+    if (!summary_path.empty())
+      PetscCall(birdflow::CheckOutputPath(comm, summary_path, "--summary"));
     PetscCall(PetscLogStagePush(load_stage));
     PetscCall(birdflow::ReadSpecies(comm, model_path, &species));
     PetscCheck(species.has_marginals, comm, PETSC_ERR_USER_INPUT,
@@ -66,6 +70,8 @@ int main(int argc, char **argv)
     // 3. Write the per-interval table and print the summary.
     PetscCall(PetscLogStagePush(write_stage));
     PetscCall(birdflow::WriteIntervalResults(comm, output_path, intervals, evaluation.intervals));
+    if (!summary_path.empty())
+      PetscCall(birdflow::WriteEvaluationSummary(comm, summary_path, evaluation));
     PetscCall(PetscLogStagePop());
     PetscCall(
         PetscPrintf(comm, "wrote %zu intervals to %s\n", intervals.size(), output_path.c_str()));

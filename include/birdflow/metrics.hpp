@@ -12,6 +12,7 @@
 
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace birdflow
@@ -266,7 +267,14 @@ PetscErrorCode WriteIntervalResults(MPI_Comm comm, const std::string &path,
                                     const std::vector<Interval> &intervals,
                                     const std::vector<IntervalResult> &results);
 
-/* PrintEvaluationSummary - Prints the summary and distribution metrics as `name value` lines on
-   rank 0. Collective. */
+/* Returns the summary and distribution metrics as (name, value) pairs, in output order. */
+std::vector<std::pair<std::string, double>> SummaryValues(const Evaluation &evaluation);
+
+/* PrintEvaluationSummary - Prints SummaryValues() as `name value` lines on rank 0. Collective. */
 PetscErrorCode PrintEvaluationSummary(MPI_Comm comm, const Evaluation &evaluation);
+
+/* WriteEvaluationSummary - Writes SummaryValues() as a `metric,value` CSV through a partial file
+   renamed at the end, like WriteIntervalResults(). Collective. */
+PetscErrorCode WriteEvaluationSummary(MPI_Comm comm, const std::string &path,
+                                      const Evaluation &evaluation);
 } // namespace birdflow

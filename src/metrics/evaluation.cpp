@@ -37,6 +37,29 @@ std::string QuoteField(const std::string &field)
   return quoted + "\"";
 }
 
+// Writes `text` to PartialPath(path) on rank 0 and renames it to `path`. Collective.
+PetscErrorCode WriteTextOutput(MPI_Comm comm, const std::string &path, const std::string &text)
+{
+  PetscMPIInt rank;
+  int written = 1;
+
+  PetscFunctionBeginUser;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  if (rank == 0) {
+    std::ofstream out(PartialPath(path), std::ios::binary);
+    out << text;
+    out.close();
+    written = out ? 1 : 0;
+    if (!written) DiscardOutputFile(comm, path);
+  }
+  PetscCallMPI(MPI_Bcast(&written, 1, MPI_INT, 0, comm));
+  PetscCheck(written, comm, PETSC_ERR_FILE_WRITE,
+             "failed to write %s; check the free space and permissions of its folder",
+             PartialPath(path).c_str());
+  PetscCall(CommitOutputFile(comm, path));
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+
 std::string FormatIndex(PetscInt index)
 {
   return index == kMissingIndex ? "NA" : std::to_string(index);
@@ -136,31 +159,16 @@ PetscErrorCode WriteIntervalResults(MPI_Comm comm, const std::string &path,
                                     const std::vector<Interval> &intervals,
                                     const std::vector<IntervalResult> &results)
 {
-  PetscMPIInt rank;
-  int written = 1;
-
   PetscFunctionBeginUser;
-  PetscCallMPI(MPI_Comm_rank(comm, &rank));
-  if (rank == 0) {
-    std::ofstream out(PartialPath(path), std::ios::binary);
-    out << FormatIntervalResultsCsv(intervals, results);
-    out.close();
-    written = out ? 1 : 0;
-    if (!written) DiscardOutputFile(comm, path);
-  }
-  PetscCallMPI(MPI_Bcast(&written, 1, MPI_INT, 0, comm));
-  PetscCheck(written, comm, PETSC_ERR_FILE_WRITE,
-             "failed to write %s; check the free space and permissions of its folder",
-             PartialPath(path).c_str());
-  PetscCall(CommitOutputFile(comm, path));
+  PetscCall(WriteTextOutput(comm, path, FormatIntervalResultsCsv(intervals, results)));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
-PetscErrorCode PrintEvaluationSummary(MPI_Comm comm, const Evaluation &evaluation)
+std::vector<std::pair<std::string, double>> SummaryValues(const Evaluation &evaluation)
 {
   const IntervalSummary &s = evaluation.summary;
   const DistributionPerformance &d = evaluation.distribution;
-  const std::pair<const char *, double> lines[] = {
+  return {
       {"n_intervals", (double)s.n_intervals},
       {"n_scored", (double)s.n_scored},
       {"mean_ll", s.mean_ll},
@@ -190,10 +198,26 @@ PetscErrorCode PrintEvaluationSummary(MPI_Comm comm, const Evaluation &evaluatio
       {"md_traverse_cor", d.md_traverse_cor},
       {"n_states", (double)d.n_states},
   };
+}
+
+PetscErrorCode PrintEvaluationSummary(MPI_Comm comm, const Evaluation &evaluation)
+{
+  PetscFunctionBeginUser;
+  for (const auto &[name, value] : SummaryValues(evaluation))
+    PetscCall(PetscPrintf(comm, "%-36s %s\n", name.c_str(), FormatNumber(value).c_str()));
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+
+PetscErrorCode WriteEvaluationSummary(MPI_Comm comm, const std::string &path,
+                                      const Evaluation &evaluation)
+{
+  std::ostringstream text;
 
   PetscFunctionBeginUser;
-  for (const auto &[name, value] : lines)
-    PetscCall(PetscPrintf(comm, "%-36s %s\n", name, FormatNumber(value).c_str()));
+  text << "metric,value\n";
+  for (const auto &[name, value] : SummaryValues(evaluation))
+    text << name << ',' << FormatNumber(value) << '\n';
+  PetscCall(WriteTextOutput(comm, path, text.str()));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 } // namespace birdflow

@@ -27,9 +27,9 @@ INTERVALS = os.path.join(DATA, "rewbla", "rewbla_banding_intervals.csv")
 failures = []
 
 
-def run_driver(ranks, model, intervals, output):
+def run_driver(ranks, model, intervals, output, *extra):
     command = [MPIEXEC, "-n", str(ranks), *MPI_FLAGS, DRIVER, "--model", model,
-               "--intervals", intervals, "--output", output]
+               "--intervals", intervals, "--output", output, *extra]
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
 
@@ -103,12 +103,22 @@ def dense_marginals(f, n):
 
 def check_metrics(folder):
     output = os.path.join(folder, "rewbla_metrics.csv")
-    result = run_driver(2, MODEL, INTERVALS, output)
+    summary = os.path.join(folder, "rewbla_summary.csv")
+    result = run_driver(2, MODEL, INTERVALS, output, "--summary", summary)
     print(result.stdout)
     check(result.returncode == 0, f"rewbla run failed: {result.stderr}")
     if result.returncode != 0:
         return
     check("mean_ll" in result.stdout and "mean_null_ll" in result.stdout, "summary lines missing")
+    values = {r["metric"]: float(r["value"]) for r in csv.DictReader(open(summary))}
+    check(abs(values["mean_ll"] - (-2.855)) < 5e-4, f"mean_ll {values['mean_ll']}")
+    check(abs(values["mean_null_ll"] - (-5.143)) < 5e-4, f"mean_null_ll {values['mean_null_ll']}")
+
+    # One rank writes the same bytes as two.
+    output_one_rank = os.path.join(folder, "rewbla_metrics_np1.csv")
+    check(run_driver(1, MODEL, INTERVALS, output_one_rank).returncode == 0, "1-rank run failed")
+    with open(output, "rb") as two, open(output_one_rank, "rb") as one:
+        check(two.read() == one.read(), "outputs on 1 and 2 ranks differ")
 
     with h5py.File(MODEL, "r") as f:
         distr = f["distr"][:]
