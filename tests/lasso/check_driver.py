@@ -1,0 +1,66 @@
+"""End-to-end runs of lasso-hyper: rank-count agreement, and the plot script on its output.
+
+Usage: check_driver.py ranks | plot
+"""
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+
+from lasso_reference import driver
+
+
+def read_trials(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def best(rows, method):
+    return min(float(r["validation_loss"]) for r in rows if r["method"] == method)
+
+
+def check_ranks(folder):
+    outputs = {}
+    for ranks in (1, 2):
+        path = os.path.join(folder, f"trials_np{ranks}.csv")
+        run = driver("--dataset", "diabetes", "--seed", "3", "--method", "all", "--output", path,
+                     ranks=ranks)
+        if run.returncode != 0:
+            sys.exit(f"lasso-hyper on {ranks} ranks failed: {run.stderr}")
+        if "best alpha" not in run.stdout:
+            sys.exit(f"lasso-hyper printed no best alpha: {run.stdout}")
+        outputs[ranks] = read_trials(path)
+    one, two = outputs[1], outputs[2]
+    if len(one) != len(two):
+        sys.exit(f"1 rank made {len(one)} inner solves, 2 ranks {len(two)}")
+    for a, b in zip(one, two):
+        for key in ("alpha", "validation_loss"):
+            x, y = float(a[key]), float(b[key])
+            if abs(x - y) > 1e-9 * abs(x):
+                sys.exit(f"{a['method']} {key} differs across rank counts: {x} vs {y}")
+    grid, found = best(one, "grid"), best(one, "implicit")
+    print(f"grid best {grid:.6f}, implicit best {found:.6f}")
+    if found > grid:
+        sys.exit("the implicit method did not reach the grid's best validation loss")
+
+
+def check_plot(folder):
+    trials = os.path.join(folder, "trials.csv")
+    coefficients = os.path.join(folder, "coef.csv")
+    run = driver("--dataset", "diabetes", "--seed", "3", "--method", "all", "--output", trials,
+                 "--coefficients", coefficients)
+    if run.returncode != 0:
+        sys.exit(f"lasso-hyper failed: {run.stderr}")
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "plot_lasso.py")
+    prefix = os.path.join(folder, "lasso")
+    subprocess.run([sys.executable, script, "--trials", trials, "--coefficients", coefficients,
+                    "--output-prefix", prefix], check=True, timeout=120)
+    for suffix in ("-validation.png", "-path.png"):
+        if os.path.getsize(prefix + suffix) < 1000:
+            sys.exit(f"{prefix + suffix} is empty")
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        {"ranks": check_ranks, "plot": check_plot}[sys.argv[1]](tmp)
