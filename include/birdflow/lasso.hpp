@@ -204,6 +204,7 @@ struct Trial {
   PetscInt support_size = 0;
   PetscInt inner_iterations = 0; // coordinate-descent sweeps of this inner solve
   bool accepted = true;          // false for rejected line-search trials
+  double seconds = 0.0;          // wall time from the start of the search to this trial's end
   std::vector<double> w;
 };
 
@@ -256,7 +257,7 @@ struct NamedResult {
 };
 
 /* WriteTrialsCsv - Writes one row per trial (method, outer iteration, alpha, validation loss,
-   hypergradient, support size, inner iterations, accepted) to the partial file of `path` and
+   hypergradient, support size, inner iterations, accepted, seconds) to the partial file of `path` and
    commits it. Gradient methods number the iterations of their k-th start from 1000 k. When
    `coefficients_path` is not empty, also writes method, alpha and w for each trial there.
    Collective; rank 0 writes. */

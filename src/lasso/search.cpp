@@ -19,6 +19,7 @@ struct Search {
   ImplicitHypergradient implicit;
   Solution warm;
   SearchResult *result = nullptr;
+  double started = 0.0; // MPI_Wtime at the start of the search
 };
 
 // Solves at alpha from the warm start, records the trial and returns its validation loss and, for
@@ -53,6 +54,7 @@ PetscErrorCode Evaluate(Search &search, double alpha, Method method, double *los
   trial.inner_iterations = search.warm.sweeps;
   for (double w : search.warm.w) trial.support_size += w != 0.0;
   trial.w = search.warm.w;
+  trial.seconds = MPI_Wtime() - search.started;
   search.result->trials.push_back(std::move(trial));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
@@ -161,6 +163,7 @@ PetscErrorCode RunSearch(const Problem &problem, Method method, const SearchOpti
   *result = SearchResult();
   PetscCallMPI(MPI_Barrier(problem.comm));
   double started = MPI_Wtime();
+  search.started = started;
   search.problem = &problem;
   search.result = result;
   PetscCall(search.solver.Create(problem));
@@ -212,13 +215,13 @@ PetscErrorCode WriteTrialsCsv(MPI_Comm comm, const std::vector<NamedResult> &res
     failed = !file;
     if (file) {
       std::fprintf(file, "method,iteration,alpha,validation_loss,hypergradient,support_size,"
-                         "inner_iterations,accepted\n");
+                         "inner_iterations,accepted,seconds\n");
       for (const NamedResult &named : results)
         for (const Trial &t : named.result.trials)
-          std::fprintf(file, "%s,%d,%.17g,%.17g,%.17g,%d,%d,%d\n", named.method.c_str(),
+          std::fprintf(file, "%s,%d,%.17g,%.17g,%.17g,%d,%d,%d,%.6f\n", named.method.c_str(),
                        static_cast<int>(t.iteration), t.alpha, t.validation_loss, t.hypergradient,
                        static_cast<int>(t.support_size), static_cast<int>(t.inner_iterations),
-                       t.accepted ? 1 : 0);
+                       t.accepted ? 1 : 0, t.seconds);
       failed = std::fclose(file) != 0;
     }
   }
