@@ -10,12 +10,12 @@ namespace
 {
 PetscLogEvent reduced_mult_event = 0;
 
-// Context of the reduced Hessian X_S^T X_S / n as a MatShell on vectors of length |S|.
+// Context of the reduced Hessian X_S^T X_S / n as a MatShell on vectors of length |S|. X_S is the
+// column submatrix of the training matrix on the support, so a product costs n |S|, not n p.
 struct ReducedHessian {
-  Mat X = nullptr;
+  Mat X_S = nullptr;
   PetscInt n = 0;
-  VecScatter to_support = nullptr; // full coefficient layout -> support layout
-  Vec full = nullptr, full_out = nullptr, rows = nullptr;
+  Vec rows = nullptr;
   Vec diagonal = nullptr;
 };
 
@@ -26,13 +26,8 @@ PetscErrorCode ReducedHessianMult(Mat H, Vec z, Vec out)
   PetscFunctionBeginUser;
   PetscCall(MatShellGetContext(H, &ctx));
   PetscCall(PetscLogEventBegin(reduced_mult_event, 0, 0, 0, 0));
-  PetscCall(VecZeroEntries(ctx->full));
-  PetscCall(VecScatterBegin(ctx->to_support, z, ctx->full, INSERT_VALUES, SCATTER_REVERSE));
-  PetscCall(VecScatterEnd(ctx->to_support, z, ctx->full, INSERT_VALUES, SCATTER_REVERSE));
-  PetscCall(MatMult(ctx->X, ctx->full, ctx->rows));
-  PetscCall(MatMultTranspose(ctx->X, ctx->rows, ctx->full_out));
-  PetscCall(VecScatterBegin(ctx->to_support, ctx->full_out, out, INSERT_VALUES, SCATTER_FORWARD));
-  PetscCall(VecScatterEnd(ctx->to_support, ctx->full_out, out, INSERT_VALUES, SCATTER_FORWARD));
+  PetscCall(MatMult(ctx->X_S, z, ctx->rows));
+  PetscCall(MatMultTranspose(ctx->X_S, ctx->rows, out));
   PetscCall(VecScale(out, 1.0 / ctx->n));
   PetscCall(PetscLogEventEnd(reduced_mult_event, 0, 0, 0, 0));
   PetscFunctionReturn(PETSC_SUCCESS);
@@ -91,8 +86,8 @@ PetscErrorCode ImplicitHypergradient::Compute(const Solution &solution,
   ReducedHessian ctx;
   Mat H;
   Vec rhs, sign_support;
-  IS owned_support;
-  PetscInt start, end;
+  IS owned_support, owned_rows;
+  PetscInt start, end, row_start, row_end;
 
   PetscFunctionBeginUser;
   for (PetscInt j = 0; j < problem_->p; ++j)
@@ -112,11 +107,12 @@ PetscErrorCode ImplicitHypergradient::Compute(const Solution &solution,
   PetscCall(VecGetOwnershipRange(rhs, &start, &end));
   PetscCall(ISCreateGeneral(comm, end - start, support.data() + start, PETSC_COPY_VALUES,
                             &owned_support));
-  ctx.X = problem_->X_train;
+  PetscCall(MatGetOwnershipRange(problem_->X_train, &row_start, &row_end));
+  PetscCall(ISCreateStride(comm, row_end - row_start, row_start, 1, &owned_rows));
+  PetscCall(MatCreateSubMatrix(problem_->X_train, owned_rows, owned_support, MAT_INITIAL_MATRIX,
+                               &ctx.X_S));
   ctx.n = problem_->n_train;
-  PetscCall(MatCreateVecs(ctx.X, &ctx.full, &ctx.rows));
-  PetscCall(VecDuplicate(ctx.full, &ctx.full_out));
-  PetscCall(VecScatterCreate(ctx.full, owned_support, rhs, nullptr, &ctx.to_support));
+  PetscCall(MatCreateVecs(ctx.X_S, nullptr, &ctx.rows));
   PetscCall(MatCreateShell(comm, end - start, end - start, static_cast<PetscInt>(support.size()),
                            static_cast<PetscInt>(support.size()), &ctx, &H));
   PetscCall(MatShellSetOperation(H, MATOP_MULT, (void (*)(void))ReducedHessianMult));
@@ -137,9 +133,8 @@ PetscErrorCode ImplicitHypergradient::Compute(const Solution &solution,
   report->value = hypergradient[0];
 
   PetscCall(MatDestroy(&H));
-  PetscCall(VecScatterDestroy(&ctx.to_support));
-  PetscCall(VecDestroy(&ctx.full));
-  PetscCall(VecDestroy(&ctx.full_out));
+  PetscCall(MatDestroy(&ctx.X_S));
+  PetscCall(ISDestroy(&owned_rows));
   PetscCall(VecDestroy(&ctx.rows));
   PetscCall(VecDestroy(&ctx.diagonal));
   PetscCall(ISDestroy(&owned_support));
