@@ -28,7 +28,8 @@ namespace
 {
 namespace lasso = birdflow::lasso;
 
-struct Settings {
+struct Settings
+{
   std::string dataset;
   std::string x_path, y_path;
   std::string data_dir;
@@ -64,7 +65,8 @@ void AddOptions(CLI::App &app, Settings &s)
       ->capture_default_str();
   app.add_option("--output", s.output,
                  "CSV with one row per inner solve (alpha, validation loss, hypergradient, ...)");
-  app.add_option("--coefficients", s.coefficients, "CSV with the coefficients of every inner solve");
+  app.add_option("--coefficients", s.coefficients,
+                 "CSV with the coefficients of every inner solve");
   app.add_option("--synthetic-n", s.synthetic.n, "Synthetic rows")->capture_default_str();
   app.add_option("--synthetic-p", s.synthetic.p, "Synthetic features")->capture_default_str();
   app.add_option("--synthetic-informative", s.synthetic.informative,
@@ -90,8 +92,8 @@ PetscErrorCode LoadProblem(MPI_Comm comm, const Settings &s, lasso::Problem *pro
   if (s.dataset == "synthetic") {
     lasso::SyntheticOptions synthetic = s.synthetic;
     synthetic.seed = s.seed;
-    PetscCall(lasso::ProblemCreateSynthetic(comm, synthetic, s.validation_fraction, s.seed,
-                                            problem));
+    PetscCall(
+        lasso::ProblemCreateSynthetic(comm, synthetic, s.validation_fraction, s.seed, problem));
     PetscFunctionReturn(PETSC_SUCCESS);
   }
   std::string x_path = s.x_path, y_path = s.y_path;
@@ -112,11 +114,10 @@ PetscErrorCode PrintSummary(MPI_Comm comm, const lasso::NamedResult &named)
   const lasso::SearchResult &r = named.result;
 
   PetscFunctionBeginUser;
-  PetscCall(PetscPrintf(comm,
-                        "%-9s best alpha %.6g  validation MSE %.6f  inner solves %" PetscInt_FMT
-                        "  time %.3f s\n",
-                        named.method.c_str(), r.best_alpha, r.best_loss, r.inner_solves,
-                        r.seconds));
+  PetscCall(PetscPrintf(
+      comm,
+      "%-9s best alpha %.6g  validation MSE %.6f  inner solves %" PetscInt_FMT "  time %.3f s\n",
+      named.method.c_str(), r.best_alpha, r.best_loss, r.inner_solves, r.seconds));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 } // namespace

@@ -20,7 +20,8 @@ namespace birdflow::implicit
 using CrossTransposeFn = std::function<PetscErrorCode(Vec z, std::vector<double> *out)>;
 
 /* Outcome of one adjoint solve. */
-struct SolveReport {
+struct SolveReport
+{
   PetscInt iterations = 0;
   KSPConvergedReason reason = KSP_CONVERGED_ITERATING;
   double residual_norm = 0.0;
@@ -63,9 +64,8 @@ private:
 };
 
 /* Objective of the outer problem: sets the value and the gradient at theta. Collective. */
-using HyperObjective =
-    std::function<PetscErrorCode(const std::vector<double> &theta, double *value,
-                                 std::vector<double> *gradient)>;
+using HyperObjective = std::function<PetscErrorCode(const std::vector<double> &theta, double *value,
+                                                    std::vector<double> *gradient)>;
 
 /* Observer called after each evaluation with the outer iteration and whether the optimiser accepted
    the point (line-search trials that fail are not accepted). Setting *stop ends the minimisation
@@ -83,7 +83,8 @@ enum class OuterType { GradientDescent, Adam };
    -P_gtol G            stop when ||grad||_inf < G (0)
    -P_adam_lr R         Adam learning rate (0.05)
    -P_adam_beta1, -P_adam_beta2 (0.9, 0.999) */
-struct OuterOptions {
+struct OuterOptions
+{
   OuterType type = OuterType::GradientDescent;
   PetscInt max_it = 50;
   double max_step = 1.0;
@@ -101,7 +102,7 @@ struct OuterOptions {
 PetscErrorCode OuterOptionsSetFromOptions(const char *prefix, OuterOptions *options);
 
 /* MinimizeHyperparameters - Minimises `objective` over theta within the bounds, starting from
-   *theta, and leaves the best point seen in *theta and its value in *best_value. Collective. */
+ *theta, and leaves the best point seen in *theta and its value in *best_value. Collective. */
 PetscErrorCode MinimizeHyperparameters(const HyperObjective &objective,
                                        const HyperObserver &observer, const OuterOptions &options,
                                        std::vector<double> *theta, double *best_value);

@@ -19,7 +19,8 @@ namespace birdflow::lasso
 {
 /* A regression problem split into training and validation rows. Both matrices distribute their rows
    over the ranks of the communicator; the coefficients use the column layout of X_train. */
-struct Problem {
+struct Problem
+{
   MPI_Comm comm = MPI_COMM_NULL;
   Mat X_train = nullptr;
   Mat X_val = nullptr;
@@ -38,7 +39,8 @@ struct Problem {
 /* Settings of the synthetic generator. Rows are x_i ~ N(0, I) (dense) or with each entry nonzero
    with probability `density` and then N(0, 1/density) (sparse), y = X w_true + noise * N(0, 1),
    with `informative` nonzero entries of w_true equal to +-1. */
-struct SyntheticOptions {
+struct SyntheticOptions
+{
   PetscInt n = 1000;
   PetscInt p = 5000;
   PetscInt informative = 20;
@@ -61,29 +63,29 @@ std::uint64_t SplitMix64(std::uint64_t x);
    validation parts, standardises each feature with the mean and standard deviation of the training
    rows and centres y on its training mean, and builds distributed dense matrices. Collective.
 
-   Errors name `x_source` or `y_source` (file names): y not one column, X and y of different row counts, a fraction outside (0,1), fewer than 2
-   rows in either part, a feature that is constant on the training rows. */
+   Errors name `x_source` or `y_source` (file names): y not one column, X and y of different row
+   counts, a fraction outside (0,1), fewer than 2 rows in either part, a feature that is constant on
+   the training rows. */
 PetscErrorCode ProblemCreateFromTables(MPI_Comm comm, const Table &X, const Table &y,
                                        const std::string &x_source, const std::string &y_source,
-                                       double validation_fraction, PetscInt seed,
-                                       Problem *problem);
+                                       double validation_fraction, PetscInt seed, Problem *problem);
 
 /* ProblemCreateSynthetic - Generates a synthetic problem (dense when options.density == 1, else
    sparse AIJ) and splits it as ProblemCreateFromTables does, without standardisation. Each entry
    comes from a counter-based generator, so the data do not depend on the rank count.
    Collective. */
 PetscErrorCode ProblemCreateSynthetic(MPI_Comm comm, const SyntheticOptions &options,
-                                      double validation_fraction, PetscInt seed,
-                                      Problem *problem);
+                                      double validation_fraction, PetscInt seed, Problem *problem);
 
 /* ProblemDestroy - Frees the matrices and vectors. Collective. */
 PetscErrorCode ProblemDestroy(Problem *problem);
 
 /* Solution of the inner problem at one alpha. `w` and `jacobian` are full-length and identical on
    every rank. The solver uses `w` (and `jacobian` in forward mode) as the starting point. */
-struct Solution {
+struct Solution
+{
   std::vector<double> w;
-  std::vector<double> jacobian;  // dw/dalpha, filled by forward-mode solves only
+  std::vector<double> jacobian; // dw/dalpha, filled by forward-mode solves only
   double alpha = 0.0;
   double primal = 0.0;           // objective value
   double gap = 0.0;              // duality gap at exit
@@ -98,7 +100,8 @@ struct Solution {
    -<prefix>max_it     maximum number of working-set iterations (200)
    -<prefix>max_sweeps maximum coordinate-descent sweeps per working set (10000)
    -<prefix>ws_min     smallest working set (10) */
-struct SolverOptions {
+struct SolverOptions
+{
   double tol = 1e-12;
   PetscInt max_it = 200;
   PetscInt max_sweeps = 10000;
@@ -145,7 +148,7 @@ private:
   const Problem *problem_ = nullptr;
   SolverOptions options_;
   double alpha_max_ = 0.0;
-  double y_norm_sq_ = 0.0;            // ||y_train||^2 / n
+  double y_norm_sq_ = 0.0; // ||y_train||^2 / n
   PetscInt n_local_ = 0;
   const PetscScalar *dense_ = nullptr; // local rows, column-major, when X is dense
   PetscInt lda_ = 0;
@@ -153,10 +156,10 @@ private:
   std::vector<PetscInt> csc_start_, csc_row_; // local rows in compressed-column form, when sparse
   std::vector<double> csc_value_;
   std::vector<double> y_local_;
-  std::vector<PetscInt> gram_index_;          // feature -> position in the cached Gram, or -1
+  std::vector<PetscInt> gram_index_; // feature -> position in the cached Gram, or -1
   std::vector<PetscInt> gram_features_;
-  std::vector<double> gram_;                  // cached Gram entries X_j^T X_k / n, row-major
-  std::vector<double> xty_;                   // X_j^T y / n of the cached features
+  std::vector<double> gram_; // cached Gram entries X_j^T X_k / n, row-major
+  std::vector<double> xty_;  // X_j^T y / n of the cached features
   Vec w_vec_ = nullptr, residual_ = nullptr, gradient_vec_ = nullptr, gradient_all_ = nullptr;
   VecScatter gather_ = nullptr;
 };
@@ -168,8 +171,9 @@ PetscErrorCode ValidationLoss(const Problem &problem, const std::vector<double> 
                               std::vector<double> *gradient);
 
 /* Outcome of one implicit hypergradient. */
-struct HypergradientReport {
-  double value = 0.0;          // d(validation loss) / d(log alpha)
+struct HypergradientReport
+{
+  double value = 0.0; // d(validation loss) / d(log alpha)
   PetscInt support_size = 0;
   birdflow::implicit::SolveReport solve;
 };
@@ -192,11 +196,12 @@ public:
 private:
   const Problem *problem_ = nullptr;
   birdflow::implicit::HypergradientSolver solver_;
-  std::vector<double> column_norm_sq_;   // ||X_j||^2 / n for the Jacobi diagonal
+  std::vector<double> column_norm_sq_; // ||X_j||^2 / n for the Jacobi diagonal
 };
 
 /* One evaluation of the validation loss during a search. */
-struct Trial {
+struct Trial
+{
   PetscInt iteration = 0; // outer iteration (grid or random: the trial index)
   double alpha = 0.0;
   double validation_loss = 0.0;
@@ -209,7 +214,8 @@ struct Trial {
 };
 
 /* Outcome of a search. */
-struct SearchResult {
+struct SearchResult
+{
   std::vector<Trial> trials;
   double best_alpha = 0.0;
   double best_loss = 0.0;
@@ -233,7 +239,8 @@ bool ParseMethod(const std::string &name, Method *method);
    -lasso_outer_merge_distance  a start stops once it is this close (in log alpha) to the
                              minimiser of an earlier start (0.05)
    plus the outer optimiser's own options (see implicit::OuterOptions). */
-struct SearchOptions {
+struct SearchOptions
+{
   PetscInt grid_size = 100;
   double alpha_min_ratio = 1e-4;
   PetscInt random_trials = 30;
@@ -251,14 +258,15 @@ PetscErrorCode RunSearch(const Problem &problem, Method method, const SearchOpti
                          SearchResult *result);
 
 /* A search result labelled with the name of its method. */
-struct NamedResult {
+struct NamedResult
+{
   std::string method;
   SearchResult result;
 };
 
 /* WriteTrialsCsv - Writes one row per trial (method, outer iteration, alpha, validation loss,
-   hypergradient, support size, inner iterations, accepted, seconds) to the partial file of `path` and
-   commits it. Gradient methods number the iterations of their k-th start from 1000 k. When
+   hypergradient, support size, inner iterations, accepted, seconds) to the partial file of `path`
+   and commits it. Gradient methods number the iterations of their k-th start from 1000 k. When
    `coefficients_path` is not empty, also writes method, alpha and w for each trial there.
    Collective; rank 0 writes. */
 PetscErrorCode WriteTrialsCsv(MPI_Comm comm, const std::vector<NamedResult> &results,

@@ -9,7 +9,8 @@
 namespace birdflow::lasso
 {
 /* A dense table of doubles in row-major order, as read from a file. */
-struct Table {
+struct Table
+{
   PetscInt rows = 0;
   PetscInt cols = 0;
   std::vector<double> values;

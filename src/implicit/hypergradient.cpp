@@ -83,8 +83,7 @@ PetscErrorCode HypergradientSolver::SolveOnce(Mat A, Vec rhs, SolveReport *repor
 PetscErrorCode HypergradientSolver::Compute(Mat A, Vec grad_w_outer,
                                             const std::vector<double> &grad_theta_outer,
                                             const CrossTransposeFn &cross_transpose,
-                                            std::vector<double> *hypergradient,
-                                            SolveReport *report)
+                                            std::vector<double> *hypergradient, SolveReport *report)
 {
   MPI_Comm comm;
   std::vector<double> cross;
@@ -117,8 +116,8 @@ PetscErrorCode HypergradientSolver::Compute(Mat A, Vec grad_w_outer,
   // 2. grad_theta = d_theta L - B^T z.
   PetscCall(cross_transpose(z_, &cross));
   PetscCheck(cross.size() == grad_theta_outer.size(), comm, PETSC_ERR_ARG_SIZ,
-             "hypergradient: B^T z has %zu entries but there are %zu hyperparameters",
-             cross.size(), grad_theta_outer.size());
+             "hypergradient: B^T z has %zu entries but there are %zu hyperparameters", cross.size(),
+             grad_theta_outer.size());
   hypergradient->resize(cross.size());
   for (size_t k = 0; k < cross.size(); ++k) {
     (*hypergradient)[k] = grad_theta_outer[k] - cross[k];

@@ -13,7 +13,8 @@ namespace
 double MaxAbs(const std::vector<double> &v)
 {
   double m = 0.0;
-  for (double x : v) m = std::max(m, std::fabs(x));
+  for (double x : v)
+    m = std::max(m, std::fabs(x));
   return m;
 }
 
@@ -139,12 +140,17 @@ PetscErrorCode OuterOptionsSetFromOptions(const char *prefix, OuterOptions *opti
              PETSC_ERR_ARG_OUTOFRANGE, "-%stype %s is invalid; use gd or adam", prefix, type);
   options->type = std::strcmp(type, "adam") ? OuterType::GradientDescent : OuterType::Adam;
   PetscCall(PetscOptionsGetInt(nullptr, prefix, "-max_it", &options->max_it, &set));
-  struct {
+  struct
+  {
     const char *name;
     double *target;
-  } reals[] = {{"-max_step", &options->max_step}, {"-xtol", &options->xtol}, {"-ftol", &options->ftol},
-               {"-gtol", &options->gtol},         {"-adam_lr", &options->adam_lr},
-               {"-adam_beta1", &options->adam_beta1}, {"-adam_beta2", &options->adam_beta2}};
+  } reals[] = {{"-max_step", &options->max_step},
+               {"-xtol", &options->xtol},
+               {"-ftol", &options->ftol},
+               {"-gtol", &options->gtol},
+               {"-adam_lr", &options->adam_lr},
+               {"-adam_beta1", &options->adam_beta1},
+               {"-adam_beta2", &options->adam_beta2}};
   for (auto &entry : reals) {
     PetscCall(PetscOptionsGetReal(nullptr, prefix, entry.name, &value, &set));
     if (set) *entry.target = value;
@@ -162,7 +168,8 @@ PetscErrorCode MinimizeHyperparameters(const HyperObjective &objective,
   PetscFunctionBeginUser;
   if (options.type == OuterType::Adam)
     PetscCall(Adam(objective, observer, options, theta, best_value));
-  else PetscCall(GradientDescent(objective, observer, options, theta, best_value));
+  else
+    PetscCall(GradientDescent(objective, observer, options, theta, best_value));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 } // namespace birdflow::implicit

@@ -12,7 +12,8 @@ PetscLogEvent reduced_mult_event = 0;
 
 // Context of the reduced Hessian X_S^T X_S / n as a MatShell on vectors of length |S|. X_S is the
 // column submatrix of the training matrix on the support, so a product costs n |S|, not n p.
-struct ReducedHessian {
+struct ReducedHessian
+{
   Mat X_S = nullptr;
   PetscInt n = 0;
   Vec rows = nullptr;
@@ -54,7 +55,8 @@ PetscErrorCode SupportVector(MPI_Comm comm, const std::vector<PetscInt> &support
   PetscCall(VecCreateMPI(comm, PETSC_DECIDE, static_cast<PetscInt>(support.size()), v));
   PetscCall(VecGetOwnershipRange(*v, &start, &end));
   PetscCall(VecGetArray(*v, &local));
-  for (PetscInt k = start; k < end; ++k) local[k - start] = values[support[k]];
+  for (PetscInt k = start; k < end; ++k)
+    local[k - start] = values[support[k]];
   PetscCall(VecRestoreArray(*v, &local));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
@@ -72,7 +74,8 @@ PetscErrorCode ImplicitHypergradient::Create(const Problem &problem)
   PetscCall(solver_.Create(problem.comm, "lasso_hyper_"));
   column_norm_sq_.assign(problem.p, 0.0);
   PetscCall(MatGetColumnNorms(problem.X_train, NORM_2, column_norm_sq_.data()));
-  for (double &v : column_norm_sq_) v = v * v / problem.n_train;
+  for (double &v : column_norm_sq_)
+    v = v * v / problem.n_train;
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 

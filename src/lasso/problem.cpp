@@ -16,13 +16,15 @@ using RowFunction =
     std::function<void(PetscInt row, std::vector<PetscInt> *columns, std::vector<double> *values)>;
 
 // Returns a uniform number in (0, 1) from a 64-bit hash.
-double UniformFromHash(std::uint64_t h) { return ((h >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+double UniformFromHash(std::uint64_t h)
+{
+  return ((h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
 
 // Returns a standard normal number from two hashes (Box-Muller).
 double NormalFromHashes(std::uint64_t a, std::uint64_t b)
 {
-  return std::sqrt(-2.0 * std::log(UniformFromHash(a))) *
-         std::cos(2.0 * M_PI * UniformFromHash(b));
+  return std::sqrt(-2.0 * std::log(UniformFromHash(a))) * std::cos(2.0 * M_PI * UniformFromHash(b));
 }
 
 // Returns the hash of entry (i, j) of stream `stream` for `seed`.
@@ -99,9 +101,8 @@ PetscErrorCode SplitRows(MPI_Comm comm, PetscInt rows, double fraction, PetscInt
              "--validation-fraction %g is outside (0,1); give e.g. 0.3", fraction);
   PetscInt n_val = static_cast<PetscInt>(std::llround(fraction * rows));
   PetscCheck(n_val >= 2 && rows - n_val >= 2, comm, PETSC_ERR_ARG_OUTOFRANGE,
-             "--validation-fraction %g of %" PetscInt_FMT
-             " rows leaves %" PetscInt_FMT " validation and %" PetscInt_FMT
-             " training rows; each part needs at least 2",
+             "--validation-fraction %g of %" PetscInt_FMT " rows leaves %" PetscInt_FMT
+             " validation and %" PetscInt_FMT " training rows; each part needs at least 2",
              fraction, rows, n_val, rows - n_val);
   std::vector<PetscInt> order = SplitOrder(rows, seed);
   validation->assign(order.begin(), order.begin() + n_val);
@@ -134,8 +135,7 @@ std::vector<PetscInt> SplitOrder(PetscInt rows, PetscInt seed)
 
 PetscErrorCode ProblemCreateFromTables(MPI_Comm comm, const Table &X, const Table &y,
                                        const std::string &x_source, const std::string &y_source,
-                                       double validation_fraction, PetscInt seed,
-                                       Problem *problem)
+                                       double validation_fraction, PetscInt seed, Problem *problem)
 {
   std::vector<PetscInt> train, validation;
 
@@ -156,10 +156,12 @@ PetscErrorCode ProblemCreateFromTables(MPI_Comm comm, const Table &X, const Tabl
   problem->feature_scale.assign(p, 0.0);
   double y_mean = 0.0;
   for (PetscInt i : train) {
-    for (PetscInt j = 0; j < p; ++j) problem->feature_mean[j] += X.values[i * p + j];
+    for (PetscInt j = 0; j < p; ++j)
+      problem->feature_mean[j] += X.values[i * p + j];
     y_mean += y.values[i];
   }
-  for (PetscInt j = 0; j < p; ++j) problem->feature_mean[j] /= train.size();
+  for (PetscInt j = 0; j < p; ++j)
+    problem->feature_mean[j] /= train.size();
   y_mean /= train.size();
   for (PetscInt i : train)
     for (PetscInt j = 0; j < p; ++j) {
@@ -191,8 +193,8 @@ PetscErrorCode ProblemCreateFromTables(MPI_Comm comm, const Table &X, const Tabl
   problem->p = p;
   problem->n_train = static_cast<PetscInt>(train.size());
   problem->n_val = static_cast<PetscInt>(validation.size());
-  PetscCall(
-      BuildRows(comm, train, p, true, row_function, response, &problem->X_train, &problem->y_train));
+  PetscCall(BuildRows(comm, train, p, true, row_function, response, &problem->X_train,
+                      &problem->y_train));
   PetscCall(BuildRows(comm, validation, p, true, row_function, response, &problem->X_val,
                       &problem->y_val));
   PetscFunctionReturn(PETSC_SUCCESS);
@@ -228,8 +230,7 @@ PetscErrorCode ProblemCreateSynthetic(MPI_Comm comm, const SyntheticOptions &opt
     columns->clear();
     values->clear();
     for (PetscInt j = 0; j < p; ++j) {
-      if (!dense && UniformFromHash(EntryHash(options.seed, 0, i, j)) >= options.density)
-        continue;
+      if (!dense && UniformFromHash(EntryHash(options.seed, 0, i, j)) >= options.density) continue;
       columns->push_back(j);
       values->push_back(value_scale * NormalFromHashes(EntryHash(options.seed, 1, i, j),
                                                        EntryHash(options.seed, 2, i, j)));
@@ -240,7 +241,8 @@ PetscErrorCode ProblemCreateSynthetic(MPI_Comm comm, const SyntheticOptions &opt
     std::vector<double> values;
     row_function(i, &columns, &values);
     double sum = 0.0;
-    for (size_t k = 0; k < columns.size(); ++k) sum += values[k] * w_true[columns[k]];
+    for (size_t k = 0; k < columns.size(); ++k)
+      sum += values[k] * w_true[columns[k]];
     return sum + options.noise * NormalFromHashes(EntryHash(options.seed, 4, i, 0),
                                                   EntryHash(options.seed, 5, i, 0));
   };
@@ -281,7 +283,8 @@ PetscErrorCode ValidationLoss(const Problem &problem, const std::vector<double> 
   PetscCall(VecGetOwnershipRange(w_vec, &start, &end));
   PetscScalar *w_local;
   PetscCall(VecGetArray(w_vec, &w_local));
-  for (PetscInt j = start; j < end; ++j) w_local[j - start] = w[j];
+  for (PetscInt j = start; j < end; ++j)
+    w_local[j - start] = w[j];
   PetscCall(VecRestoreArray(w_vec, &w_local));
   PetscCall(MatMult(problem.X_val, w_vec, residual));
   PetscCall(VecAXPY(residual, -1.0, problem.y_val));

@@ -13,7 +13,8 @@ namespace birdflow::lasso
 namespace
 {
 // Shared state of one search: the inner solver, the hypergradient, the warm start and the trials.
-struct Search {
+struct Search
+{
   const Problem *problem = nullptr;
   Solver solver;
   ImplicitHypergradient implicit;
@@ -52,7 +53,8 @@ PetscErrorCode Evaluate(Search &search, double alpha, Method method, double *los
   trial.alpha = alpha;
   trial.validation_loss = *loss;
   trial.inner_iterations = search.warm.sweeps;
-  for (double w : search.warm.w) trial.support_size += w != 0.0;
+  for (double w : search.warm.w)
+    trial.support_size += w != 0.0;
   trial.w = search.warm.w;
   trial.seconds = MPI_Wtime() - search.started;
   search.result->trials.push_back(std::move(trial));
@@ -88,7 +90,8 @@ PetscErrorCode GradientSearch(Search &search, Method method, const SearchOptions
   for (PetscInt start = 0; start < options.starts; ++start) {
     // Starting points log-spaced inside the bounds, from the sparsest model down; each start
     // warm-starts from the last solution of the previous one.
-    std::vector<double> theta = {log_max + (log_min - log_max) * (start + 1) / (options.starts + 1)};
+    std::vector<double> theta = {log_max +
+                                 (log_min - log_max) * (start + 1) / (options.starts + 1)};
     size_t first_trial = search.result->trials.size();
     auto objective = [&](const std::vector<double> &t, double *value,
                          std::vector<double> *gradient) -> PetscErrorCode {
@@ -111,7 +114,8 @@ PetscErrorCode GradientSearch(Search &search, Method method, const SearchOptions
       PetscFunctionReturn(PETSC_SUCCESS);
     };
     double best;
-    PetscCall(birdflow::implicit::MinimizeHyperparameters(objective, observer, outer, &theta, &best));
+    PetscCall(
+        birdflow::implicit::MinimizeHyperparameters(objective, observer, outer, &theta, &best));
     minimisers.push_back(theta[0]);
     for (size_t k = first_trial; k < search.result->trials.size(); ++k)
       search.result->trials[k].iteration += 1000 * start;
@@ -122,11 +126,16 @@ PetscErrorCode GradientSearch(Search &search, Method method, const SearchOptions
 
 bool ParseMethod(const std::string &name, Method *method)
 {
-  if (name == "grid") *method = Method::Grid;
-  else if (name == "random") *method = Method::Random;
-  else if (name == "implicit") *method = Method::Implicit;
-  else if (name == "unrolled") *method = Method::Unrolled;
-  else return false;
+  if (name == "grid")
+    *method = Method::Grid;
+  else if (name == "random")
+    *method = Method::Random;
+  else if (name == "implicit")
+    *method = Method::Implicit;
+  else if (name == "unrolled")
+    *method = Method::Unrolled;
+  else
+    return false;
   return true;
 }
 
@@ -136,16 +145,15 @@ PetscErrorCode SearchOptionsSetFromOptions(MPI_Comm comm, SearchOptions *options
 
   PetscFunctionBeginUser;
   PetscCall(PetscOptionsGetInt(nullptr, "lasso_", "-grid_size", &options->grid_size, &set));
-  PetscCall(PetscOptionsGetReal(nullptr, "lasso_", "-alpha_min_ratio", &options->alpha_min_ratio,
-                                &set));
   PetscCall(
-      PetscOptionsGetInt(nullptr, "lasso_", "-random_trials", &options->random_trials, &set));
+      PetscOptionsGetReal(nullptr, "lasso_", "-alpha_min_ratio", &options->alpha_min_ratio, &set));
+  PetscCall(PetscOptionsGetInt(nullptr, "lasso_", "-random_trials", &options->random_trials, &set));
   PetscCall(PetscOptionsGetInt(nullptr, "lasso_", "-random_seed", &options->random_seed, &set));
   PetscCall(PetscOptionsGetInt(nullptr, "lasso_", "-outer_starts", &options->starts, &set));
   PetscCall(PetscOptionsGetReal(nullptr, "lasso_", "-outer_merge_distance",
                                 &options->merge_distance, &set));
-  PetscCheck(options->grid_size >= 2 && options->random_trials >= 1 && options->starts >= 1,
-             comm, PETSC_ERR_ARG_OUTOFRANGE,
+  PetscCheck(options->grid_size >= 2 && options->random_trials >= 1 && options->starts >= 1, comm,
+             PETSC_ERR_ARG_OUTOFRANGE,
              "-lasso_grid_size must be >= 2, -lasso_random_trials and -lasso_outer_starts >= 1");
   PetscCheck(options->alpha_min_ratio > 0 && options->alpha_min_ratio < 1, comm,
              PETSC_ERR_ARG_OUTOFRANGE, "-lasso_alpha_min_ratio %g is outside (0,1)",
@@ -233,12 +241,14 @@ PetscErrorCode WriteTrialsCsv(MPI_Comm comm, const std::vector<NamedResult> &res
       size_t p = results.empty() || results[0].result.trials.empty()
                      ? 0
                      : results[0].result.trials[0].w.size();
-      for (size_t j = 0; j < p; ++j) std::fprintf(file, ",w%zu", j + 1);
+      for (size_t j = 0; j < p; ++j)
+        std::fprintf(file, ",w%zu", j + 1);
       std::fprintf(file, "\n");
       for (const NamedResult &named : results)
         for (const Trial &t : named.result.trials) {
           std::fprintf(file, "%s,%.17g", named.method.c_str(), t.alpha);
-          for (double w : t.w) std::fprintf(file, ",%.17g", w);
+          for (double w : t.w)
+            std::fprintf(file, ",%.17g", w);
           std::fprintf(file, "\n");
         }
       failed = std::fclose(file) != 0;

@@ -121,11 +121,12 @@ PetscErrorCode Solver::Create(const Problem &problem, const char *prefix)
   gram_index_.assign(problem.p, -1);
   std::vector<double> gradient;
   double residual_sq, residual_dot_y;
-  PetscCall(Gradient(std::vector<double>(problem.p, 0.0), &gradient, &residual_sq,
-                     &residual_dot_y));
+  PetscCall(
+      Gradient(std::vector<double>(problem.p, 0.0), &gradient, &residual_sq, &residual_dot_y));
   y_norm_sq_ = residual_sq / problem.n_train;
   alpha_max_ = 0.0;
-  for (double g : gradient) alpha_max_ = std::max(alpha_max_, std::fabs(g));
+  for (double g : gradient)
+    alpha_max_ = std::max(alpha_max_, std::fabs(g));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
@@ -140,7 +141,8 @@ PetscErrorCode Solver::Gradient(const std::vector<double> &w, std::vector<double
   PetscFunctionBeginUser;
   PetscCall(VecGetOwnershipRange(w_vec_, &start, &end));
   PetscCall(VecGetArray(w_vec_, &local));
-  for (PetscInt j = start; j < end; ++j) local[j - start] = w[j];
+  for (PetscInt j = start; j < end; ++j)
+    local[j - start] = w[j];
   PetscCall(VecRestoreArray(w_vec_, &local));
   PetscCall(MatMult(problem_->X_train, w_vec_, residual_));
   PetscCall(VecAYPX(residual_, -1.0, problem_->y_train));
@@ -164,7 +166,8 @@ PetscErrorCode Solver::LocalColumn(PetscInt j, double *column) const
     std::copy(dense_ + j * lda_, dense_ + j * lda_ + n_local_, column);
   } else {
     std::fill(column, column + n_local_, 0.0);
-    for (PetscInt k = csc_start_[j]; k < csc_start_[j + 1]; ++k) column[csc_row_[k]] = csc_value_[k];
+    for (PetscInt k = csc_start_[j]; k < csc_start_[j + 1]; ++k)
+      column[csc_row_[k]] = csc_value_[k];
   }
   PetscFunctionReturn(PETSC_SUCCESS);
 }
@@ -190,12 +193,16 @@ PetscErrorCode Solver::ExtendGram(const std::vector<PetscInt> &features)
   for (size_t a0 = 0; a0 < added.size(); a0 += 4) {
     const size_t width = std::min<size_t>(4, added.size() - a0);
     std::fill(block.begin(), block.end(), 0.0);
-    for (size_t a = 0; a < width; ++a) PetscCall(LocalColumn(added[a0 + a], &block[a * n_local_]));
+    for (size_t a = 0; a < width; ++a)
+      PetscCall(LocalColumn(added[a0 + a], &block[a * n_local_]));
     for (size_t b = 0; b <= new_size; ++b) {
       const double *column = other.data();
-      if (b == new_size) column = y_local_.data();
-      else if (dense_) column = dense_ + all[b] * lda_;
-      else PetscCall(LocalColumn(all[b], other.data()));
+      if (b == new_size)
+        column = y_local_.data();
+      else if (dense_)
+        column = dense_ + all[b] * lda_;
+      else
+        PetscCall(LocalColumn(all[b], other.data()));
       double sum[4] = {0.0, 0.0, 0.0, 0.0};
       for (PetscInt i = 0; i < n_local_; ++i) {
         const double v = column[i];
@@ -204,7 +211,8 @@ PetscErrorCode Solver::ExtendGram(const std::vector<PetscInt> &features)
         sum[2] += block[2 * n_local_ + i] * v;
         sum[3] += block[3 * n_local_ + i] * v;
       }
-      for (size_t a = 0; a < width; ++a) partial[(a0 + a) * (new_size + 1) + b] = sum[a];
+      for (size_t a = 0; a < width; ++a)
+        partial[(a0 + a) * (new_size + 1) + b] = sum[a];
     }
   }
   PetscCall(SumToAll(problem_->comm, &partial));
@@ -241,7 +249,8 @@ void Solver::CoordinateDescent(double alpha, const std::vector<PetscInt> &set, d
   std::vector<double> G(m * m), c(m), x(m), J(m, 0.0), q(m), qJ(m, 0.0);
   for (size_t a = 0; a < m; ++a) {
     PetscInt ia = gram_index_[set[a]];
-    for (size_t b = 0; b < m; ++b) G[a * m + b] = gram_[ia * cache + gram_index_[set[b]]];
+    for (size_t b = 0; b < m; ++b)
+      G[a * m + b] = gram_[ia * cache + gram_index_[set[b]]];
     c[a] = xty_[ia];
     x[a] = solution->w[set[a]];
     if (forward_mode) J[a] = solution->jacobian[set[a]];
@@ -268,22 +277,23 @@ void Solver::CoordinateDescent(double alpha, const std::vector<PetscInt> &set, d
       double updated = SoftThreshold(x[a] + q[a] / gaa, alpha / gaa);
       double delta = updated - x[a];
       if (forward_mode) {
-        double dJ = updated != 0.0
-                        ? (qJ[a] - (updated > 0 ? 1.0 : -1.0)) / gaa
-                        : -J[a];
+        double dJ = updated != 0.0 ? (qJ[a] - (updated > 0 ? 1.0 : -1.0)) / gaa : -J[a];
         if (dJ != 0.0) {
           J[a] += dJ;
-          for (size_t b = 0; b < m; ++b) qJ[b] -= dJ * Ga[b];
+          for (size_t b = 0; b < m; ++b)
+            qJ[b] -= dJ * Ga[b];
         }
       }
       if (delta != 0.0) {
         x[a] = updated;
-        for (size_t b = 0; b < m; ++b) q[b] -= delta * Ga[b];
+        for (size_t b = 0; b < m; ++b)
+          q[b] -= delta * Ga[b];
       }
     }
     ++*sweeps;
     double kkt = 0.0;
-    for (size_t a = 0; a < m; ++a) kkt = std::max(kkt, KktViolation(x[a], q[a], alpha));
+    for (size_t a = 0; a < m; ++a)
+      kkt = std::max(kkt, KktViolation(x[a], q[a], alpha));
     if (kkt <= kkt_target) break;
   }
   for (size_t a = 0; a < m; ++a) {
@@ -360,8 +370,8 @@ PetscErrorCode Solver::Solve(double alpha, bool forward_mode, Solution *solution
     PetscCall(ExtendGram(set));
     PetscCall(PetscLogEventBegin(cd_event, 0, 0, 0, 0));
     PetscInt sweeps;
-    CoordinateDescent(alpha, set, std::max(0.1 * kkt_full, 0.5 * kkt_floor), forward_mode,
-                      solution, &sweeps);
+    CoordinateDescent(alpha, set, std::max(0.1 * kkt_full, 0.5 * kkt_floor), forward_mode, solution,
+                      &sweeps);
     solution->sweeps += sweeps;
     PetscCall(PetscLogEventEnd(cd_event, 0, 0, 0, 0));
   }

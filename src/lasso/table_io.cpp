@@ -22,7 +22,8 @@ std::string ReadMaybeCompressed(const std::string &path, std::string *text)
   if (!file) return "cannot open " + path + ": " + std::strerror(errno);
   char buffer[1 << 16];
   int count;
-  while ((count = gzread(file, buffer, sizeof(buffer))) > 0) text->append(buffer, count);
+  while ((count = gzread(file, buffer, sizeof(buffer))) > 0)
+    text->append(buffer, count);
   int status = 0;
   const char *message = gzerror(file, &status);
   std::string reason;
@@ -85,8 +86,10 @@ std::string ReadHdf5(const std::string &file, const std::string &dataset, Table 
   std::string reason;
   hid_t fid = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   hid_t did = fid < 0 ? -1 : H5Dopen2(fid, dataset.c_str(), H5P_DEFAULT);
-  if (fid < 0) reason = "cannot open HDF5 file " + file;
-  else if (did < 0) reason = "dataset " + dataset + " not found in " + file;
+  if (fid < 0)
+    reason = "cannot open HDF5 file " + file;
+  else if (did < 0)
+    reason = "dataset " + dataset + " not found in " + file;
   if (reason.empty()) {
     hid_t space = H5Dget_space(did);
     int rank = H5Sget_simple_extent_ndims(space);
@@ -100,8 +103,7 @@ std::string ReadHdf5(const std::string &file, const std::string &dataset, Table 
       table->rows = static_cast<PetscInt>(dims[0]);
       table->cols = static_cast<PetscInt>(dims[1]);
       table->values.assign(dims[0] * dims[1], 0.0);
-      if (H5Dread(did, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, table->values.data()) <
-          0)
+      if (H5Dread(did, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, table->values.data()) < 0)
         reason = "cannot read dataset " + dataset + " of " + file + " as double";
     }
   }
@@ -127,9 +129,9 @@ std::string ParseTextTable(const std::string &text, const std::string &source, T
     if (fields.empty()) continue;
     if (table->rows == 0) table->cols = static_cast<PetscInt>(fields.size());
     if (static_cast<PetscInt>(fields.size()) != table->cols)
-      return source + " line " + std::to_string(number) + " has " +
-             std::to_string(fields.size()) + " fields but line 1 has " +
-             std::to_string(table->cols) + "; every row needs the same number of fields";
+      return source + " line " + std::to_string(number) + " has " + std::to_string(fields.size()) +
+             " fields but line 1 has " + std::to_string(table->cols) +
+             "; every row needs the same number of fields";
     for (const std::string &field : fields) {
       double value;
       if (!ParseDouble(field, &value))

@@ -39,7 +39,8 @@ bool SolveAt(lasso::Solver &solver, const lasso::Problem &problem, double alpha,
 std::vector<bool> Signs(const std::vector<double> &w)
 {
   std::vector<bool> signs;
-  for (double v : w) signs.push_back(v > 0), signs.push_back(v < 0);
+  for (double v : w)
+    signs.push_back(v > 0), signs.push_back(v < 0);
   return signs;
 }
 } // namespace
@@ -96,7 +97,8 @@ TEST(LassoHypergradient, ForwardModeMatchesImplicit)
     lasso::HypergradientReport report;
     ASSERT_TRUE(AllRanks(hypergradient.Compute(solution, gradient, &report) == 0));
     double forward = 0.0;
-    for (PetscInt j = 0; j < problem.p; ++j) forward += gradient[j] * solution.jacobian[j];
+    for (PetscInt j = 0; j < problem.p; ++j)
+      forward += gradient[j] * solution.jacobian[j];
     forward *= solution.alpha;
     EXPECT_NEAR(forward, report.value, 1e-6 * std::fabs(report.value)) << "ratio " << ratio;
   }
@@ -131,7 +133,8 @@ TEST(LassoHypergradient, DuplicatedColumnGivesSameValue)
   lasso::Solution solution;
   double loss;
   std::vector<double> gradient, dup_gradient;
-  ASSERT_TRUE(AllRanks(SolveAt(solver, base, 0.05 * solver.AlphaMax(), &solution, &loss, &gradient)));
+  ASSERT_TRUE(
+      AllRanks(SolveAt(solver, base, 0.05 * solver.AlphaMax(), &solution, &loss, &gradient)));
   ASSERT_TRUE(AllRanks(solution.w[2] != 0.0));
 
   // Split the BMI weight between the two copies: the same model, with a singular support.
@@ -146,8 +149,8 @@ TEST(LassoHypergradient, DuplicatedColumnGivesSameValue)
   EXPECT_NEAR(dup_loss, loss, 1e-9 * loss);
   EXPECT_TRUE(std::isfinite(dup_report.value));
   EXPECT_NEAR(dup_report.value, base_report.value, 1e-5 * std::fabs(base_report.value));
-  ASSERT_TRUE(AllRanks(solver.Destroy() == 0 && base_hyper.Destroy() == 0 &&
-                       dup_hyper.Destroy() == 0));
+  ASSERT_TRUE(
+      AllRanks(solver.Destroy() == 0 && base_hyper.Destroy() == 0 && dup_hyper.Destroy() == 0));
   lasso::ProblemDestroy(&base);
   lasso::ProblemDestroy(&dup);
 }
@@ -161,14 +164,15 @@ TEST(LassoHypergradient, SupportLargerThanRowsIsFinite)
   options.p = 30;
   options.informative = 5;
   lasso::Problem problem;
-  ASSERT_TRUE(AllRanks(
-      lasso::ProblemCreateSynthetic(PETSC_COMM_WORLD, options, 0.3, 0, &problem) == 0));
+  ASSERT_TRUE(
+      AllRanks(lasso::ProblemCreateSynthetic(PETSC_COMM_WORLD, options, 0.3, 0, &problem) == 0));
   lasso::ImplicitHypergradient hypergradient;
   ASSERT_TRUE(AllRanks(hypergradient.Create(problem) == 0));
   lasso::Solution solution;
   solution.alpha = 0.1;
   solution.w.assign(problem.p, 0.0);
-  for (PetscInt j = 0; j < 20; ++j) solution.w[j] = (j % 2) ? 0.5 : -0.25;
+  for (PetscInt j = 0; j < 20; ++j)
+    solution.w[j] = (j % 2) ? 0.5 : -0.25;
   double loss;
   std::vector<double> gradient;
   ASSERT_TRUE(AllRanks(lasso::ValidationLoss(problem, solution.w, &loss, &gradient) == 0));
@@ -185,7 +189,8 @@ namespace
 {
 // Ridge regression with one penalty per feature, the bilevel module's test problem:
 // w(theta) = argmin (1/2n)||X w - y||^2 + (1/2) sum_j exp(theta_j) w_j^2.
-struct RidgeContext {
+struct RidgeContext
+{
   Mat X;
   PetscInt n;
   Vec penalty; // exp(theta)
@@ -257,7 +262,8 @@ PetscErrorCode RidgeLossAndGradient(const lasso::Problem &problem, const std::ve
   if (hypergradient) {
     implicit::HypergradientSolver solver;
     PetscCall(solver.Create(problem.comm, "ridge_hyper_"));
-    for (PetscInt j = start; j < end; ++j) PetscCall(VecSetValue(rhs, j, gradient[j], INSERT_VALUES));
+    for (PetscInt j = start; j < end; ++j)
+      PetscCall(VecSetValue(rhs, j, gradient[j], INSERT_VALUES));
     PetscCall(VecAssemblyBegin(rhs));
     PetscCall(VecAssemblyEnd(rhs));
     // (B^T z)_j = exp(theta_j) w_j z_j, gathered to every rank.
@@ -275,8 +281,8 @@ PetscErrorCode RidgeLossAndGradient(const lasso::Problem &problem, const std::ve
       PetscFunctionReturn(PETSC_SUCCESS);
     };
     implicit::SolveReport report;
-    PetscCall(solver.Compute(A, rhs, std::vector<double>(problem.p, 0.0), cross, hypergradient,
-                             &report));
+    PetscCall(
+        solver.Compute(A, rhs, std::vector<double>(problem.p, 0.0), cross, hypergradient, &report));
     PetscCheck(report.reason > 0, problem.comm, PETSC_ERR_NOT_CONVERGED, "adjoint solve failed");
     PetscCall(solver.Destroy());
   }
@@ -298,7 +304,8 @@ TEST(BilevelHypergradient, RidgePenaltiesAlongRandomDirections)
   std::mt19937 generator(7); // the same directions on every rank
   std::normal_distribution<double> normal;
   std::vector<double> theta(problem.p);
-  for (double &t : theta) t = -3.0 + 0.5 * normal(generator);
+  for (double &t : theta)
+    t = -3.0 + 0.5 * normal(generator);
   double loss;
   std::vector<double> gradient;
   ASSERT_TRUE(AllRanks(RidgeLossAndGradient(problem, theta, &loss, &gradient) == 0));
@@ -315,7 +322,8 @@ TEST(BilevelHypergradient, RidgePenaltiesAlongRandomDirections)
     double loss_plus, loss_minus, directional = 0.0;
     ASSERT_TRUE(AllRanks(RidgeLossAndGradient(problem, plus, &loss_plus, nullptr) == 0 &&
                          RidgeLossAndGradient(problem, minus, &loss_minus, nullptr) == 0));
-    for (PetscInt j = 0; j < problem.p; ++j) directional += gradient[j] * d[j];
+    for (PetscInt j = 0; j < problem.p; ++j)
+      directional += gradient[j] * d[j];
     const double finite_difference = (loss_plus - loss_minus) / (2 * h);
     EXPECT_NEAR(directional, finite_difference, 1e-6 * std::fabs(finite_difference))
         << "direction " << direction;
@@ -331,8 +339,7 @@ TEST(LassoSearch, ImplicitReachesGridOptimum)
     lasso::SearchOptions options;
     lasso::SearchResult grid, found;
     ASSERT_TRUE(AllRanks(lasso::RunSearch(problem, lasso::Method::Grid, options, &grid) == 0));
-    ASSERT_TRUE(
-        AllRanks(lasso::RunSearch(problem, lasso::Method::Implicit, options, &found) == 0));
+    ASSERT_TRUE(AllRanks(lasso::RunSearch(problem, lasso::Method::Implicit, options, &found) == 0));
     EXPECT_LE(found.best_loss, grid.best_loss * (1 + 1e-12)) << "seed " << seed;
     EXPECT_LT(found.inner_solves, grid.inner_solves) << "seed " << seed;
     lasso::ProblemDestroy(&problem);
