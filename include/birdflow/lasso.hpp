@@ -60,8 +60,9 @@ std::vector<PetscInt> SplitOrder(PetscInt rows, PetscInt seed);
 std::uint64_t SplitMix64(std::uint64_t x);
 
 /* ProblemCreateFromTables - Splits the rows of `X` (rows x p) and `y` (rows x 1) into training and
-   validation parts, standardises each feature with the mean and standard deviation of the training
-   rows and centres y on its training mean, and builds distributed dense matrices. Collective.
+   validation parts and builds distributed dense matrices. Each feature is standardised with the
+   mean and standard deviation of the training rows, and y is centred on its training mean.
+   Collective.
 
    Errors name `x_source` or `y_source` (file names): y not one column, X and y of different row
    counts, a fraction outside (0,1), fewer than 2 rows in either part, a feature that is constant on
@@ -112,11 +113,11 @@ struct SolverOptions
    coordinate-descent inner solver on the Gram matrix of the working set).
 
    Each iteration computes the full residual and gradient with the distributed matrix (MatMult,
-   MatMultTranspose) and the duality gap from a rescaled residual as dual point. Unless the gap is
-   below tolerance, it takes the support plus the features with the largest gradient entries as the
-   working set, forms that set's Gram matrix from the local row blocks (reduced to rank 0 and
-   broadcast, so every rank holds the same bits), and runs cyclic coordinate descent on it, which
-   is the same on every rank and involves no communication. */
+   MatMultTranspose) and the duality gap, with a rescaled residual as dual point. Unless the gap is
+   below tolerance, the working set is the support plus the features with the largest gradient
+   entries. The Gram matrix of that set comes from the local row blocks, reduced to rank 0 and
+   broadcast so that every rank has the same bits. Cyclic coordinate descent on it is then the same
+   on every rank and involves no communication. */
 class Solver
 {
 public:

@@ -19,10 +19,10 @@ struct Table
 /* ReadTable - Reads a numeric table from `path`. Collective: every rank reads the whole file, so
    every rank reaches the same verdict on bad input.
 
-   Formats: text with fields separated by spaces, tabs or commas, one row per line, blank lines
-   skipped, optionally gzip-compressed (detected from the content by zlib); or HDF5 when the path
-   ends in .h5 or .hdf5, optionally followed by ":<dataset>" (default dataset `default_dataset`).
-   A one-dimensional HDF5 dataset becomes a one-column table.
+   Formats: text with fields separated by spaces, tabs or commas and one row per line, blank lines
+   skipped. Text may be gzip-compressed, which zlib detects from the content. A path ending in .h5
+   or .hdf5, optionally followed by ":<dataset>", is read as HDF5 (default dataset
+   `default_dataset`). A one-dimensional HDF5 dataset becomes a one-column table.
 
    Errors (PETSC_ERR_FILE_OPEN, PETSC_ERR_FILE_UNEXPECTED): a missing file, a non-numeric field or
    a row whose field count differs from the first row's; the message names `option_name`, the file

@@ -78,9 +78,9 @@ PetscErrorCode GradientDescent(const HyperObjective &objective, const HyperObser
     }
     if (!accepted) break;
 
-    // 2. The next trial step comes from the Barzilai-Borwein secant, a scale-free guess, but at
-    //    most twice the accepted step: near a kink of the objective (a Lasso support change) the
-    //    secant overshoots, and the cap keeps the number of rejected trials small.
+    // 2. The next trial step comes from the Barzilai-Borwein secant, a scale-free guess, capped at
+    //    twice the accepted step. Near a kink of the objective (a Lasso support change) the secant
+    //    overshoots, and the cap keeps the number of rejected trials small.
     std::vector<double> s(trial.size()), y(trial.size());
     for (size_t k = 0; k < trial.size(); ++k) {
       s[k] = trial[k] - (*theta)[k];

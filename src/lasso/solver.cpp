@@ -43,8 +43,8 @@ double KktViolation(double w, double q, double alpha)
   return std::max(0.0, std::fabs(q) - alpha);
 }
 
-// Reduces `values` to rank 0 and broadcasts the sum, so every rank holds bitwise equal results
-// (an all-reduce may associate the sum differently on different ranks).
+// Reduces `values` to rank 0 and broadcasts the sum, so every rank has bitwise equal results. An
+// all-reduce may associate the sum differently on different ranks.
 PetscErrorCode SumToAll(MPI_Comm comm, std::vector<double> *values)
 {
   std::vector<double> sum(values->size());
@@ -277,7 +277,11 @@ void Solver::CoordinateDescent(double alpha, const std::vector<PetscInt> &set, d
       double updated = SoftThreshold(x[a] + q[a] / gaa, alpha / gaa);
       double delta = updated - x[a];
       if (forward_mode) {
-        double dJ = updated != 0.0 ? (qJ[a] - (updated > 0 ? 1.0 : -1.0)) / gaa : -J[a];
+        double dJ = -J[a]; // a coefficient at zero has derivative zero
+        if (updated != 0.0) {
+          const double sign = updated > 0 ? 1.0 : -1.0;
+          dJ = (qJ[a] - sign) / gaa;
+        }
         if (dJ != 0.0) {
           J[a] += dJ;
           for (size_t b = 0; b < m; ++b)

@@ -51,7 +51,8 @@ TEST(LassoHypergradient, MatchesCentralDifferences)
   ASSERT_TRUE(AllRanks(LoadDiabetes(PETSC_COMM_WORLD, 3, &problem)));
   lasso::Solver solver;
   lasso::ImplicitHypergradient hypergradient;
-  ASSERT_TRUE(AllRanks(solver.Create(problem) == 0 && hypergradient.Create(problem) == 0));
+  ASSERT_TRUE(AllRanks(solver.Create(problem) == 0));
+  ASSERT_TRUE(AllRanks(hypergradient.Create(problem) == 0));
 
   const double h = 1e-4;
   int checked = 0;
@@ -76,7 +77,8 @@ TEST(LassoHypergradient, MatchesCentralDifferences)
     ++checked;
   }
   EXPECT_GE(checked, 3);
-  ASSERT_TRUE(AllRanks(hypergradient.Destroy() == 0 && solver.Destroy() == 0));
+  ASSERT_TRUE(AllRanks(hypergradient.Destroy() == 0));
+  ASSERT_TRUE(AllRanks(solver.Destroy() == 0));
   lasso::ProblemDestroy(&problem);
 }
 
@@ -86,7 +88,8 @@ TEST(LassoHypergradient, ForwardModeMatchesImplicit)
   ASSERT_TRUE(AllRanks(LoadDiabetes(PETSC_COMM_WORLD, 1, &problem)));
   lasso::Solver solver;
   lasso::ImplicitHypergradient hypergradient;
-  ASSERT_TRUE(AllRanks(solver.Create(problem) == 0 && hypergradient.Create(problem) == 0));
+  ASSERT_TRUE(AllRanks(solver.Create(problem) == 0));
+  ASSERT_TRUE(AllRanks(hypergradient.Create(problem) == 0));
   for (double ratio : {0.2, 0.02}) {
     lasso::Solution solution;
     double loss;
@@ -102,7 +105,8 @@ TEST(LassoHypergradient, ForwardModeMatchesImplicit)
     forward *= solution.alpha;
     EXPECT_NEAR(forward, report.value, 1e-6 * std::fabs(report.value)) << "ratio " << ratio;
   }
-  ASSERT_TRUE(AllRanks(hypergradient.Destroy() == 0 && solver.Destroy() == 0));
+  ASSERT_TRUE(AllRanks(hypergradient.Destroy() == 0));
+  ASSERT_TRUE(AllRanks(solver.Destroy() == 0));
   lasso::ProblemDestroy(&problem);
 }
 
@@ -113,8 +117,8 @@ TEST(LassoHypergradient, DuplicatedColumnGivesSameValue)
   lasso::Table X, y, X_dup;
   std::string x_path = DataPath("lasso/diabetes_data_raw.csv.gz");
   std::string y_path = DataPath("lasso/diabetes_target.csv.gz");
-  ASSERT_TRUE(AllRanks(lasso::ReadTable(PETSC_COMM_WORLD, x_path, "--x", "X", &X) == 0 &&
-                       lasso::ReadTable(PETSC_COMM_WORLD, y_path, "--y", "y", &y) == 0));
+  ASSERT_TRUE(AllRanks(lasso::ReadTable(PETSC_COMM_WORLD, x_path, "--x", "X", &X) == 0));
+  ASSERT_TRUE(AllRanks(lasso::ReadTable(PETSC_COMM_WORLD, y_path, "--y", "y", &y) == 0));
   X_dup.rows = X.rows;
   X_dup.cols = X.cols + 1;
   for (PetscInt i = 0; i < X.rows; ++i) {
@@ -124,12 +128,14 @@ TEST(LassoHypergradient, DuplicatedColumnGivesSameValue)
   }
   lasso::Problem base, dup;
   ASSERT_TRUE(AllRanks(
-      lasso::ProblemCreateFromTables(PETSC_COMM_WORLD, X, y, "X", "y", 0.3, 1, &base) == 0 &&
+      lasso::ProblemCreateFromTables(PETSC_COMM_WORLD, X, y, "X", "y", 0.3, 1, &base) == 0));
+  ASSERT_TRUE(AllRanks(
       lasso::ProblemCreateFromTables(PETSC_COMM_WORLD, X_dup, y, "X", "y", 0.3, 1, &dup) == 0));
   lasso::Solver solver;
   lasso::ImplicitHypergradient base_hyper, dup_hyper;
-  ASSERT_TRUE(AllRanks(solver.Create(base) == 0 && base_hyper.Create(base) == 0 &&
-                       dup_hyper.Create(dup) == 0));
+  ASSERT_TRUE(AllRanks(solver.Create(base) == 0));
+  ASSERT_TRUE(AllRanks(base_hyper.Create(base) == 0));
+  ASSERT_TRUE(AllRanks(dup_hyper.Create(dup) == 0));
   lasso::Solution solution;
   double loss;
   std::vector<double> gradient, dup_gradient;
@@ -320,8 +326,8 @@ TEST(BilevelHypergradient, RidgePenaltiesAlongRandomDirections)
       minus[j] -= h * d[j];
     }
     double loss_plus, loss_minus, directional = 0.0;
-    ASSERT_TRUE(AllRanks(RidgeLossAndGradient(problem, plus, &loss_plus, nullptr) == 0 &&
-                         RidgeLossAndGradient(problem, minus, &loss_minus, nullptr) == 0));
+    ASSERT_TRUE(AllRanks(RidgeLossAndGradient(problem, plus, &loss_plus, nullptr) == 0));
+    ASSERT_TRUE(AllRanks(RidgeLossAndGradient(problem, minus, &loss_minus, nullptr) == 0));
     for (PetscInt j = 0; j < problem.p; ++j)
       directional += gradient[j] * d[j];
     const double finite_difference = (loss_plus - loss_minus) / (2 * h);
@@ -354,33 +360,40 @@ TEST(LassoSolver, RankCountsAgree)
   ASSERT_TRUE(AllRanks(LoadDiabetes(PETSC_COMM_SELF, 4, &self)));
   lasso::Solver world_solver, self_solver;
   lasso::ImplicitHypergradient world_hyper, self_hyper;
-  ASSERT_TRUE(AllRanks(world_solver.Create(world) == 0 && self_solver.Create(self) == 0 &&
-                       world_hyper.Create(world) == 0 && self_hyper.Create(self) == 0));
+  ASSERT_TRUE(AllRanks(world_solver.Create(world) == 0));
+  ASSERT_TRUE(AllRanks(self_solver.Create(self) == 0));
+  ASSERT_TRUE(AllRanks(world_hyper.Create(world) == 0));
+  ASSERT_TRUE(AllRanks(self_hyper.Create(self) == 0));
   EXPECT_NEAR(world_solver.AlphaMax(), self_solver.AlphaMax(), 1e-12 * self_solver.AlphaMax());
+
   double max_difference = 0.0, hyper_difference = 0.0;
   for (double ratio : {0.5, 0.05, 0.005}) {
     lasso::Solution a, b;
     double loss_a, loss_b;
     std::vector<double> grad_a, grad_b;
     const double alpha = ratio * self_solver.AlphaMax();
-    ASSERT_TRUE(AllRanks(SolveAt(world_solver, world, alpha, &a, &loss_a, &grad_a) &&
-                         SolveAt(self_solver, self, alpha, &b, &loss_b, &grad_b)));
-    double scale = 0.0;
+    ASSERT_TRUE(AllRanks(SolveAt(world_solver, world, alpha, &a, &loss_a, &grad_a)));
+    ASSERT_TRUE(AllRanks(SolveAt(self_solver, self, alpha, &b, &loss_b, &grad_b)));
+    EXPECT_NEAR(loss_a, loss_b, 1e-10 * loss_b);
+    double difference = 0.0, scale = 0.0;
     for (PetscInt j = 0; j < world.p; ++j) {
-      max_difference = std::max(max_difference, std::fabs(a.w[j] - b.w[j]));
+      difference = std::max(difference, std::fabs(a.w[j] - b.w[j]));
       scale = std::max(scale, std::fabs(b.w[j]));
     }
-    max_difference /= scale;
+    max_difference = std::max(max_difference, difference / scale);
+
     lasso::HypergradientReport ra, rb;
-    ASSERT_TRUE(AllRanks(world_hyper.Compute(a, grad_a, &ra) == 0 &&
-                         self_hyper.Compute(b, grad_b, &rb) == 0));
+    ASSERT_TRUE(AllRanks(world_hyper.Compute(a, grad_a, &ra) == 0));
+    ASSERT_TRUE(AllRanks(self_hyper.Compute(b, grad_b, &rb) == 0));
     hyper_difference = std::max(hyper_difference, std::fabs(ra.value - rb.value) /
                                                       std::max(1.0, std::fabs(rb.value)));
   }
   EXPECT_LT(birdflow::testing::MaxOverRanks(max_difference), 1e-10);
   EXPECT_LT(birdflow::testing::MaxOverRanks(hyper_difference), 1e-8);
-  ASSERT_TRUE(AllRanks(world_solver.Destroy() == 0 && self_solver.Destroy() == 0 &&
-                       world_hyper.Destroy() == 0 && self_hyper.Destroy() == 0));
+  ASSERT_TRUE(AllRanks(world_solver.Destroy() == 0));
+  ASSERT_TRUE(AllRanks(self_solver.Destroy() == 0));
+  ASSERT_TRUE(AllRanks(world_hyper.Destroy() == 0));
+  ASSERT_TRUE(AllRanks(self_hyper.Destroy() == 0));
   lasso::ProblemDestroy(&world);
   lasso::ProblemDestroy(&self);
 }
