@@ -1,6 +1,6 @@
-"""End-to-end runs of lasso-hyper: rank-count agreement, and the plot script on its output.
+"""End-to-end runs of lasso-hyper: rank-count agreement, HDF5 input, and the plot script.
 
-Usage: check_driver.py ranks | plot
+Usage: check_driver.py ranks | hdf5 | plot
 """
 import csv
 import os
@@ -8,7 +8,12 @@ import subprocess
 import sys
 import tempfile
 
+import h5py
+import numpy as np
+
 from lasso_reference import driver
+
+DATA = os.environ.get("BIRDFLOW_DATA_DIR", "")
 
 
 def read_trials(path):
@@ -45,6 +50,31 @@ def check_ranks(folder):
         sys.exit("the implicit method did not reach the grid's best validation loss")
 
 
+def check_hdf5(folder):
+    """The diabetes data from an HDF5 file give the same trials as the gzip-compressed text."""
+    import gzip
+    with gzip.open(os.path.join(DATA, "lasso", "diabetes_data_raw.csv.gz"), "rt") as f:
+        X = np.loadtxt(f)
+    with gzip.open(os.path.join(DATA, "lasso", "diabetes_target.csv.gz"), "rt") as f:
+        y = np.loadtxt(f)
+    data = os.path.join(folder, "diabetes.h5")
+    with h5py.File(data, "w") as f:
+        f["features"] = X
+        f["y"] = y
+    text_trials = os.path.join(folder, "text.csv")
+    hdf5_trials = os.path.join(folder, "hdf5.csv")
+    for args, path in (([ "--dataset", "diabetes"], text_trials),
+                       (["--x", data + ":features", "--y", data], hdf5_trials)):
+        run = driver(*args, "--method", "grid", "--output", path, "-lasso_grid_size", "10")
+        if run.returncode != 0:
+            sys.exit(f"lasso-hyper {args} failed: {run.stderr}")
+    text, hdf5 = read_trials(text_trials), read_trials(hdf5_trials)
+    for a, b in zip(text, hdf5):
+        if a["alpha"] != b["alpha"] or a["validation_loss"] != b["validation_loss"]:
+            sys.exit(f"HDF5 input differs from text input: {a} vs {b}")
+    print(f"{len(hdf5)} trials equal")
+
+
 def check_plot(folder):
     trials = os.path.join(folder, "trials.csv")
     coefficients = os.path.join(folder, "coef.csv")
@@ -63,4 +93,4 @@ def check_plot(folder):
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
-        {"ranks": check_ranks, "plot": check_plot}[sys.argv[1]](tmp)
+        {"ranks": check_ranks, "hdf5": check_hdf5, "plot": check_plot}[sys.argv[1]](tmp)

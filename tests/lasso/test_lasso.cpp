@@ -409,3 +409,44 @@ TEST(LassoData, BadTablesAreRejected)
   EXPECT_EQ(table.rows, 2);
   EXPECT_EQ(table.cols, 2);
 }
+
+TEST(LassoSolver, SparseMatchesDense)
+{
+  // The same synthetic data as an AIJ matrix and converted to a dense one: the compressed-column
+  // and the dense Gram paths must give the same coefficients.
+  lasso::SyntheticOptions options;
+  options.n = 120;
+  options.p = 60;
+  options.informative = 6;
+  options.density = 0.2;
+  lasso::Problem sparse, dense;
+  ASSERT_TRUE(
+      AllRanks(lasso::ProblemCreateSynthetic(PETSC_COMM_WORLD, options, 0.25, 1, &sparse) == 0));
+  PetscBool is_aij;
+  PetscObjectTypeCompareAny((PetscObject)sparse.X_train, &is_aij, MATSEQAIJ, MATMPIAIJ, "");
+  ASSERT_TRUE(AllRanks(is_aij == PETSC_TRUE));
+  dense = sparse;
+  ASSERT_TRUE(
+      AllRanks(MatConvert(sparse.X_train, MATDENSE, MAT_INITIAL_MATRIX, &dense.X_train) == 0));
+  lasso::Solver sparse_solver, dense_solver;
+  ASSERT_TRUE(AllRanks(sparse_solver.Create(sparse) == 0));
+  ASSERT_TRUE(AllRanks(dense_solver.Create(dense) == 0));
+  for (double ratio : {0.3, 0.05}) {
+    lasso::Solution a, b;
+    double loss_a, loss_b;
+    const double alpha = ratio * sparse_solver.AlphaMax();
+    ASSERT_TRUE(AllRanks(SolveAt(sparse_solver, sparse, alpha, &a, &loss_a)));
+    ASSERT_TRUE(AllRanks(SolveAt(dense_solver, dense, alpha, &b, &loss_b)));
+    double difference = 0.0, scale = 0.0;
+    for (PetscInt j = 0; j < sparse.p; ++j) {
+      difference = std::max(difference, std::fabs(a.w[j] - b.w[j]));
+      scale = std::max(scale, std::fabs(b.w[j]));
+    }
+    EXPECT_GT(scale, 0.0) << "ratio " << ratio;
+    EXPECT_LT(difference, 1e-10 * scale) << "ratio " << ratio;
+  }
+  ASSERT_TRUE(AllRanks(sparse_solver.Destroy() == 0));
+  ASSERT_TRUE(AllRanks(dense_solver.Destroy() == 0));
+  MatDestroy(&dense.X_train);
+  lasso::ProblemDestroy(&sparse);
+}
