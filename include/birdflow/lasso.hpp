@@ -100,13 +100,15 @@ struct Solution
    -<prefix>tol        stopping tolerance on the duality gap, relative to ||y||^2 / (2n) (1e-12)
    -<prefix>max_it     maximum number of working-set iterations (200)
    -<prefix>max_sweeps maximum coordinate-descent sweeps per working set (10000)
-   -<prefix>ws_min     smallest working set (10) */
+   -<prefix>ws_min     smallest working set (10)
+   -<prefix>anderson   Anderson extrapolation every K sweeps of plain solves, 0 to disable (5) */
 struct SolverOptions
 {
   double tol = 1e-12;
   PetscInt max_it = 200;
   PetscInt max_sweeps = 10000;
   PetscInt ws_min = 10;
+  PetscInt anderson = 5;
 };
 
 /* Working-set coordinate descent for the Lasso (the structure of celer's outer loop, with a plain

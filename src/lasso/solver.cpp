@@ -56,6 +56,75 @@ PetscErrorCode SumToAll(MPI_Comm comm, std::vector<double> *values)
   *values = sum;
   PetscFunctionReturn(PETSC_SUCCESS);
 }
+
+// Returns the Lasso objective on a working set up to a constant: x^T G x / 2 - c^T x + alpha |x|_1,
+// and writes G x to `gx`.
+double WorkingSetObjective(const std::vector<double> &G, const std::vector<double> &c,
+                           const std::vector<double> &x, double alpha, std::vector<double> *gx)
+{
+  const size_t m = x.size();
+  double value = 0.0;
+  for (size_t a = 0; a < m; ++a) {
+    double sum = 0.0;
+    for (size_t b = 0; b < m; ++b)
+      sum += G[a * m + b] * x[b];
+    (*gx)[a] = sum;
+    value += 0.5 * x[a] * sum - c[a] * x[a] + alpha * std::fabs(x[a]);
+  }
+  return value;
+}
+
+// Anderson extrapolation of the last K+1 coordinate-descent iterates (Bertrand and Massias, 2021):
+// with U the K differences of consecutive iterates, solve (U^T U) z = 1, set coefficients
+// z / sum(z) and combine the last K iterates. Returns false when U^T U is numerically singular.
+bool AndersonPoint(const std::vector<std::vector<double>> &history, std::vector<double> *point)
+{
+  const size_t K = history.size() - 1, m = history[0].size();
+  std::vector<double> M(K * K, 0.0), z(K, 1.0);
+  for (size_t i = 0; i < K; ++i)
+    for (size_t j = 0; j <= i; ++j) {
+      double dot = 0.0;
+      for (size_t a = 0; a < m; ++a)
+        dot += (history[i + 1][a] - history[i][a]) * (history[j + 1][a] - history[j][a]);
+      M[i * K + j] = M[j * K + i] = dot;
+    }
+  double trace = 0.0;
+  for (size_t i = 0; i < K; ++i)
+    trace += M[i * K + i];
+  if (!(trace > 0.0)) return false;
+
+  // Gaussian elimination with partial pivoting on the K x K system.
+  for (size_t col = 0; col < K; ++col) {
+    size_t pivot = col;
+    for (size_t r = col + 1; r < K; ++r)
+      if (std::fabs(M[r * K + col]) > std::fabs(M[pivot * K + col])) pivot = r;
+    if (std::fabs(M[pivot * K + col]) < 1e-14 * trace) return false;
+    for (size_t j = 0; j < K; ++j)
+      std::swap(M[col * K + j], M[pivot * K + j]);
+    std::swap(z[col], z[pivot]);
+    for (size_t r = col + 1; r < K; ++r) {
+      const double factor = M[r * K + col] / M[col * K + col];
+      for (size_t j = col; j < K; ++j)
+        M[r * K + j] -= factor * M[col * K + j];
+      z[r] -= factor * z[col];
+    }
+  }
+  for (size_t col = K; col-- > 0;) {
+    for (size_t j = col + 1; j < K; ++j)
+      z[col] -= M[col * K + j] * z[j];
+    z[col] /= M[col * K + col];
+  }
+  double total = 0.0;
+  for (double v : z)
+    total += v;
+  if (!std::isfinite(total) || total == 0.0) return false;
+
+  point->assign(m, 0.0);
+  for (size_t k = 0; k < K; ++k)
+    for (size_t a = 0; a < m; ++a)
+      (*point)[a] += (z[k] / total) * history[k + 1][a];
+  return true;
+}
 } // namespace
 
 PetscErrorCode Solver::Create(const Problem &problem, const char *prefix)
@@ -71,11 +140,15 @@ PetscErrorCode Solver::Create(const Problem &problem, const char *prefix)
   PetscCall(PetscOptionsGetInt(nullptr, prefix, "-max_it", &options_.max_it, &set));
   PetscCall(PetscOptionsGetInt(nullptr, prefix, "-max_sweeps", &options_.max_sweeps, &set));
   PetscCall(PetscOptionsGetInt(nullptr, prefix, "-ws_min", &options_.ws_min, &set));
+  PetscCall(PetscOptionsGetInt(nullptr, prefix, "-anderson", &options_.anderson, &set));
   PetscCheck(options_.tol > 0 && options_.max_it > 0 && options_.max_sweeps > 0 &&
                  options_.ws_min > 0,
              problem.comm, PETSC_ERR_ARG_OUTOFRANGE,
              "-%stol, -%smax_it, -%smax_sweeps and -%sws_min must be positive", prefix, prefix,
              prefix, prefix);
+  PetscCheck(options_.anderson >= 0, problem.comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "-%sanderson %" PetscInt_FMT " is negative; give 0 to disable extrapolation", prefix,
+             options_.anderson);
 
   // 1. Local rows: a pointer into the dense storage, or a compressed-column copy of AIJ rows.
   PetscCall(MatGetOwnershipRange(X, &row_start, &row_end));
@@ -267,6 +340,11 @@ void Solver::CoordinateDescent(double alpha, const std::vector<PetscInt> &set, d
     }
   };
 
+  // Anderson extrapolation only in plain solves: forward mode differentiates the sweeps themselves.
+  const bool accelerate = !forward_mode && options_.anderson > 0 && m > 1;
+  std::vector<std::vector<double>> history;
+  std::vector<double> extrapolated, gx(m);
+
   *sweeps = 0;
   for (PetscInt sweep = 0; sweep < options_.max_sweeps; ++sweep) {
     if (sweep % 10 == 0) refresh();
@@ -299,6 +377,20 @@ void Solver::CoordinateDescent(double alpha, const std::vector<PetscInt> &set, d
     for (size_t a = 0; a < m; ++a)
       kkt = std::max(kkt, KktViolation(x[a], q[a], alpha));
     if (kkt <= kkt_target) break;
+
+    // Every K sweeps, move to the extrapolated point when it lowers the objective.
+    if (!accelerate) continue;
+    history.push_back(x);
+    if (history.size() < static_cast<size_t>(options_.anderson) + 1) continue;
+    if (AndersonPoint(history, &extrapolated)) {
+      const double current = WorkingSetObjective(G, c, x, alpha, &gx);
+      if (WorkingSetObjective(G, c, extrapolated, alpha, &gx) < current) {
+        x = extrapolated;
+        for (size_t a = 0; a < m; ++a)
+          q[a] = c[a] - gx[a];
+      }
+    }
+    history.clear();
   }
   for (size_t a = 0; a < m; ++a) {
     solution->w[set[a]] = x[a];
