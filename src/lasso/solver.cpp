@@ -74,7 +74,8 @@ double WorkingSetObjective(const std::vector<double> &G, const std::vector<doubl
   return value;
 }
 
-// Anderson extrapolation of the last K+1 coordinate-descent iterates (Bertrand and Massias, 2021):
+// Anderson extrapolation of the last K+1 coordinate-descent iterates (Bertrand and Massias,
+// "Anderson acceleration of coordinate descent", AISTATS 2021, arXiv:2011.10065):
 // with U the K differences of consecutive iterates, solve (U^T U) z = 1, set coefficients
 // z / sum(z) and combine the last K iterates. Returns false when U^T U is numerically singular.
 bool AndersonPoint(const std::vector<std::vector<double>> &history, std::vector<double> *point)
