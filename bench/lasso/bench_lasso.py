@@ -3,7 +3,7 @@
 
 Both choose alpha by the validation MSE on the same synthetic problem (dense X, p = 5000) with the
 same train/validation split and standardisation. scikit-learn computes a warm-started path over 100
-alphas from alpha_max down to 1e-3 alpha_max (default tol 1e-4) and takes the best; lasso-hyper runs
+alphas from alpha_max down to 1e-3 alpha_max (default tol 1e-4) and takes the best. lasso-hyper runs
 its gradient search on log(alpha) within the same bounds.
 
 The target loss is the validation MSE at scikit-learn's selected alpha with the Lasso solved to a

@@ -38,8 +38,8 @@ def check_ranks(folder):
         outputs[ranks] = read_trials(path)
     one, two = outputs[1], outputs[2]
     # Grid and random search evaluate fixed alphas: every trial must agree. The gradient methods
-    # decide line-search steps on rounding-level differences near a kink, so only their results
-    # (best loss and alpha) are compared.
+    # decide line-search steps on rounding-level differences near a kink, so only their best
+    # validation losses are compared.
     for method in ("grid", "random"):
         a_rows = [r for r in one if r["method"] == method]
         b_rows = [r for r in two if r["method"] == method]
