@@ -447,8 +447,8 @@ PetscErrorCode Solver::Solve(double alpha, bool forward_mode, Solution *solution
     if (it == options_.max_it) break;
 
     // 2. Working set: the support plus the features with the largest |gradient|, twice the size of
-    //    the support (at least ws_min). Features that violate the optimality
-    //    conditions have the largest |gradient|, so the support grows until none remains outside.
+    //    the support (at least ws_min). Features that violate the optimality conditions have the
+    //    largest |gradient|, so the support grows until none remains outside.
     const PetscInt ws_size = std::min<PetscInt>(p, std::max(options_.ws_min, 2 * support));
     std::vector<PetscInt> order(p);
     std::iota(order.begin(), order.end(), 0);
