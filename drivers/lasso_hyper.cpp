@@ -59,7 +59,8 @@ void AddOptions(CLI::App &app, Settings &s)
   app.add_option("--validation-fraction", s.validation_fraction,
                  "Fraction of the rows held out for validation, in (0,1)")
       ->capture_default_str();
-  app.add_option("--seed", s.seed, "Seed of the train/validation split")->capture_default_str();
+  app.add_option("--seed", s.seed, "Seed of the train/validation split and of the synthetic data")
+      ->capture_default_str();
   app.add_option("--method", s.method, "implicit, grid, random, unrolled or all")
       ->check(CLI::IsMember({"implicit", "grid", "random", "unrolled", "all"}))
       ->capture_default_str();
