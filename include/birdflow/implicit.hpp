@@ -53,6 +53,7 @@ public:
   /* Returns the adjoint z of the last Compute (owned by the solver), or null. Not collective. */
   Vec Adjoint() const { return z_; }
 
+  /* Destroy - Frees the KSP and the adjoint. Collective. */
   PetscErrorCode Destroy();
 
 private:
@@ -98,7 +99,8 @@ struct OuterOptions
   std::vector<double> lower, upper; // box bounds on theta; empty means unbounded
 };
 
-/* OuterOptionsSetFromOptions - Reads OuterOptions under `prefix` (e.g. "lasso_outer_"). */
+/* OuterOptionsSetFromOptions - Reads OuterOptions under `prefix` (e.g. "lasso_outer_"). Not
+   collective, but every rank must see the same options. */
 PetscErrorCode OuterOptionsSetFromOptions(const char *prefix, OuterOptions *options);
 
 /* MinimizeHyperparameters - Minimises `objective` over theta within the bounds, starting from

@@ -135,8 +135,10 @@ public:
   /* Returns alpha_max = ||X^T y||_inf / n, the smallest alpha with w = 0. Not collective. */
   double AlphaMax() const { return alpha_max_; }
 
+  /* Returns the settings read by Create. Not collective. */
   const SolverOptions &Options() const { return options_; }
 
+  /* Destroy - Frees the work vectors. Collective. */
   PetscErrorCode Destroy();
 
 private:
@@ -194,6 +196,7 @@ public:
   PetscErrorCode Compute(const Solution &solution, const std::vector<double> &validation_gradient,
                          HypergradientReport *report);
 
+  /* Destroy - Frees the adjoint solver. Collective. */
   PetscErrorCode Destroy();
 
 private:
@@ -228,7 +231,8 @@ struct SearchResult
 
 enum class Method { Grid, Random, Implicit, Unrolled };
 
-/* Parses "grid", "random", "implicit" or "unrolled"; returns false for anything else. */
+/* Parses "grid", "random", "implicit" or "unrolled"; returns false for anything else. Not
+   collective. */
 bool ParseMethod(const std::string &name, Method *method);
 
 /* Search settings, read from the options database with the prefix "lasso_":
@@ -241,6 +245,7 @@ bool ParseMethod(const std::string &name, Method *method);
    -lasso_outer_starts       starting points of the gradient methods, log-spaced (3)
    -lasso_outer_merge_distance  a start stops once it is this close (in log alpha) to the
                              minimiser of an earlier start (0.05)
+   -lasso_monitor            print one line per inner solve on rank 0
    plus the outer optimiser's own options (see implicit::OuterOptions). */
 struct SearchOptions
 {
@@ -250,6 +255,7 @@ struct SearchOptions
   PetscInt random_seed = 0;
   PetscInt starts = 3;
   double merge_distance = 0.05;
+  PetscBool monitor = PETSC_FALSE;
   birdflow::implicit::OuterOptions outer;
 };
 

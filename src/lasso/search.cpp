@@ -16,6 +16,7 @@ namespace
 struct Search
 {
   const Problem *problem = nullptr;
+  const SearchOptions *options = nullptr;
   Solver solver;
   ImplicitHypergradient implicit;
   Solution warm;
@@ -39,8 +40,8 @@ PetscErrorCode Evaluate(Search &search, double alpha, Method method, double *los
   PetscCall(ValidationLoss(*search.problem, search.warm.w, loss,
                            need_gradient ? &validation_gradient : nullptr));
   trial.hypergradient = NAN;
+  HypergradientReport report;
   if (method == Method::Implicit) {
-    HypergradientReport report;
     PetscCall(search.implicit.Compute(search.warm, validation_gradient, &report));
     trial.hypergradient = report.value;
   } else if (method == Method::Unrolled) {
@@ -57,6 +58,17 @@ PetscErrorCode Evaluate(Search &search, double alpha, Method method, double *los
     trial.support_size += w != 0.0;
   trial.w = search.warm.w;
   trial.seconds = MPI_Wtime() - search.started;
+  if (search.options->monitor)
+    PetscCall(
+        PetscPrintf(search.problem->comm,
+                    "  solve %3" PetscInt_FMT " alpha %.6e validation MSE %.10g "
+                    "hypergradient %.4e support %" PetscInt_FMT " sweeps %" PetscInt_FMT
+                    " gap %.2e%s KSP %" PetscInt_FMT " %s  %.3f s\n",
+                    search.result->inner_solves, alpha, *loss, trial.hypergradient,
+                    trial.support_size, trial.inner_iterations, search.warm.gap,
+                    search.warm.converged ? "" : " (not converged)", report.solve.iterations,
+                    method == Method::Implicit ? KSPConvergedReasons[report.solve.reason] : "-",
+                    trial.seconds));
   search.result->trials.push_back(std::move(trial));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
@@ -152,6 +164,7 @@ PetscErrorCode SearchOptionsSetFromOptions(MPI_Comm comm, SearchOptions *options
   PetscCall(PetscOptionsGetInt(nullptr, "lasso_", "-outer_starts", &options->starts, &set));
   PetscCall(PetscOptionsGetReal(nullptr, "lasso_", "-outer_merge_distance",
                                 &options->merge_distance, &set));
+  PetscCall(PetscOptionsGetBool(nullptr, "lasso_", "-monitor", &options->monitor, &set));
   PetscCheck(options->grid_size >= 2 && options->random_trials >= 1 && options->starts >= 1, comm,
              PETSC_ERR_ARG_OUTOFRANGE,
              "-lasso_grid_size must be >= 2, -lasso_random_trials and -lasso_outer_starts >= 1");
@@ -173,6 +186,7 @@ PetscErrorCode RunSearch(const Problem &problem, Method method, const SearchOpti
   double started = MPI_Wtime();
   search.started = started;
   search.problem = &problem;
+  search.options = &options;
   search.result = result;
   PetscCall(search.solver.Create(problem));
   if (method == Method::Implicit) PetscCall(search.implicit.Create(problem));

@@ -205,6 +205,7 @@ PetscErrorCode Solver::Create(const Problem &problem, const char *prefix)
 }
 
 // Computes the full gradient X^T (y - X w) / n (on every rank), ||y - Xw||^2 and (y - Xw)^T y.
+// NOTE: the gradient is gathered on every rank (length p), as is w; fine up to p of about 1e6.
 PetscErrorCode Solver::Gradient(const std::vector<double> &w, std::vector<double> *gradient,
                                 double *residual_sq, double *residual_dot_y)
 {

@@ -151,6 +151,8 @@ PetscErrorCode ReadTable(MPI_Comm comm, const std::string &path, const char *opt
   std::string reason, file, dataset = default_dataset;
 
   PetscFunctionBeginUser;
+  // NOTE: every rank reads the whole file, which keeps validation collective without messages but
+  // limits the data to what one rank can hold.
   if (IsHdf5Path(path, &file, &dataset)) {
     reason = ReadHdf5(file, dataset, table);
   } else {
