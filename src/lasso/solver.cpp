@@ -126,6 +126,45 @@ bool AndersonPoint(const std::vector<std::vector<double>> &history, std::vector<
       (*point)[a] += (z[k] / total) * history[k + 1][a];
   return true;
 }
+
+// Optimality measures of w at alpha from the full gradient X^T r / n.
+struct Optimality
+{
+  double l1 = 0.0;           // ||w||_1
+  double gradient_max = 0.0; // ||X^T r / n||_inf
+  double kkt_max = 0.0;      // largest KKT violation over all features
+  PetscInt support = 0;      // nonzero coefficients
+};
+
+Optimality MeasureOptimality(const std::vector<double> &w, const std::vector<double> &gradient,
+                             double alpha)
+{
+  Optimality m;
+  for (size_t j = 0; j < w.size(); ++j) {
+    m.l1 += std::fabs(w[j]);
+    m.gradient_max = std::max(m.gradient_max, std::fabs(gradient[j]));
+    m.kkt_max = std::max(m.kkt_max, KktViolation(w[j], gradient[j], alpha));
+    m.support += w[j] != 0.0;
+  }
+  return m;
+}
+
+// Returns the sorted working set: the support plus the features with the largest |gradient|, `size`
+// features in all. Features that violate the optimality conditions have the largest |gradient|.
+std::vector<PetscInt> SelectWorkingSet(const std::vector<double> &w,
+                                       const std::vector<double> &gradient, PetscInt size)
+{
+  std::vector<PetscInt> order(w.size());
+  std::iota(order.begin(), order.end(), 0);
+  auto priority = [&](PetscInt j) { return w[j] != 0.0 ? INFINITY : std::fabs(gradient[j]); };
+  std::partial_sort(order.begin(), order.begin() + size, order.end(), [&](PetscInt a, PetscInt b) {
+    double pa = priority(a), pb = priority(b);
+    return pa > pb || (pa == pb && a < b);
+  });
+  std::vector<PetscInt> set(order.begin(), order.begin() + size);
+  std::sort(set.begin(), set.end());
+  return set;
+}
 } // namespace
 
 PetscErrorCode Solver::Create(const Problem &problem, const char *prefix)
@@ -423,53 +462,32 @@ PetscErrorCode Solver::Solve(double alpha, bool forward_mode, Solution *solution
   for (PetscInt it = 0;; ++it) {
     // 1. Full gradient, duality gap (dual point: the residual scaled into the dual feasible set).
     PetscCall(Gradient(solution->w, &gradient, &residual_sq, &residual_dot_y));
-    double l1 = 0.0, gradient_max = 0.0, kkt_full = 0.0, kkt_outside = 0.0;
-    PetscInt support = 0;
-    for (PetscInt j = 0; j < p; ++j) {
-      l1 += std::fabs(solution->w[j]);
-      gradient_max = std::max(gradient_max, std::fabs(gradient[j]));
-      double violation = KktViolation(solution->w[j], gradient[j], alpha);
-      kkt_full = std::max(kkt_full, violation);
-      if (solution->w[j] == 0.0) kkt_outside = std::max(kkt_outside, violation);
-      support += solution->w[j] != 0.0;
-    }
+    const Optimality m = MeasureOptimality(solution->w, gradient, alpha);
     const double n = problem_->n_train;
-    const double s = gradient_max > alpha ? alpha / gradient_max : 1.0;
-    solution->primal = residual_sq / (2 * n) + alpha * l1;
+    const double s = m.gradient_max > alpha ? alpha / m.gradient_max : 1.0;
+    solution->primal = residual_sq / (2 * n) + alpha * m.l1;
     const double dual = s * residual_dot_y / n - s * s * residual_sq / (2 * n);
     solution->gap = solution->primal - dual;
     solution->outer_iterations = it;
     // The gap is a difference of two numbers of size ||y||^2 / 2n, so at the rounding level it
     // cannot shrink further: a KKT violation at the floor counts as converged as well.
-    if (solution->gap <= gap_target || kkt_full <= kkt_floor) {
+    if (solution->gap <= gap_target || m.kkt_max <= kkt_floor) {
       solution->converged = true;
       break;
     }
     if (it == options_.max_it) break;
 
-    // 2. Working set: the support plus the features with the largest |gradient|, twice the size of
-    //    the support (at least ws_min). Features that violate the optimality conditions have the
-    //    largest |gradient|, so the support grows until none remains outside.
-    const PetscInt ws_size = std::min<PetscInt>(p, std::max(options_.ws_min, 2 * support));
-    std::vector<PetscInt> order(p);
-    std::iota(order.begin(), order.end(), 0);
-    auto priority = [&](PetscInt j) {
-      return solution->w[j] != 0.0 ? INFINITY : std::fabs(gradient[j]);
-    };
-    std::partial_sort(order.begin(), order.begin() + ws_size, order.end(),
-                      [&](PetscInt a, PetscInt b) {
-                        double pa = priority(a), pb = priority(b);
-                        return pa > pb || (pa == pb && a < b);
-                      });
-    std::vector<PetscInt> set(order.begin(), order.begin() + ws_size);
-    std::sort(set.begin(), set.end());
+    // 2. Working set twice the size of the support (at least ws_min), so the support can grow
+    //    until no violating feature remains outside.
+    const PetscInt ws_size = std::min<PetscInt>(p, std::max(options_.ws_min, 2 * m.support));
+    const std::vector<PetscInt> set = SelectWorkingSet(solution->w, gradient, ws_size);
 
     // 3. Coordinate descent on the working set, to a tenth of the current violation.
     PetscCall(ExtendGram(set));
     PetscCall(PetscLogEventBegin(cd_event, 0, 0, 0, 0));
     PetscInt sweeps;
-    CoordinateDescent(alpha, set, std::max(0.1 * kkt_full, 0.5 * kkt_floor), forward_mode, solution,
-                      &sweeps);
+    CoordinateDescent(alpha, set, std::max(0.1 * m.kkt_max, 0.5 * kkt_floor), forward_mode,
+                      solution, &sweeps);
     solution->sweeps += sweeps;
     PetscCall(PetscLogEventEnd(cd_event, 0, 0, 0, 0));
   }
