@@ -58,17 +58,19 @@ PetscErrorCode Evaluate(Search &search, double alpha, Method method, double *los
     trial.support_size += w != 0.0;
   trial.w = search.warm.w;
   trial.seconds = MPI_Wtime() - search.started;
-  if (search.options->monitor)
-    PetscCall(
-        PetscPrintf(search.problem->comm,
-                    "  solve %3" PetscInt_FMT " alpha %.6e validation MSE %.10g "
-                    "hypergradient %.4e support %" PetscInt_FMT " sweeps %" PetscInt_FMT
-                    " gap %.2e%s KSP %" PetscInt_FMT " %s  %.3f s\n",
-                    search.result->inner_solves, alpha, *loss, trial.hypergradient,
-                    trial.support_size, trial.inner_iterations, search.warm.gap,
-                    search.warm.converged ? "" : " (not converged)", report.solve.iterations,
-                    method == Method::Implicit ? KSPConvergedReasons[report.solve.reason] : "-",
-                    trial.seconds));
+  if (search.options->monitor) {
+    const char *reason =
+        method == Method::Implicit ? KSPConvergedReasons[report.solve.reason] : "-";
+    PetscCall(PetscPrintf(search.problem->comm,
+                          "  solve %3" PetscInt_FMT " alpha %.6e validation MSE %.10g "
+                          "hypergradient %.4e support %" PetscInt_FMT " sweeps %" PetscInt_FMT
+                          " gap %.2e%s KSP %" PetscInt_FMT " %s%s  %.3f s\n",
+                          search.result->inner_solves, alpha, *loss, trial.hypergradient,
+                          trial.support_size, trial.inner_iterations, search.warm.gap,
+                          search.warm.converged ? "" : " (not converged)", report.solve.iterations,
+                          reason, report.solve.shift > 0 ? " (shifted: singular X_S)" : "",
+                          trial.seconds));
+  }
   search.result->trials.push_back(std::move(trial));
   PetscFunctionReturn(PETSC_SUCCESS);
 }

@@ -187,6 +187,7 @@ TEST(LassoHypergradient, SupportLargerThanRowsIsFinite)
   EXPECT_EQ(report.support_size, 20);
   EXPECT_TRUE(std::isfinite(report.value));
   EXPECT_GT(report.solve.reason, 0);
+  EXPECT_GT(report.solve.shift, 0.0);
   ASSERT_TRUE(AllRanks(hypergradient.Destroy() == 0));
   lasso::ProblemDestroy(&problem);
 }
