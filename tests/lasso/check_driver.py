@@ -25,9 +25,30 @@ def best(rows, method):
     return min(float(r["validation_loss"]) for r in rows if r["method"] == method)
 
 
+def compare_runs(one, two, ranks):
+    """Exit unless the trials of a 1-rank run and a run on `ranks` ranks agree."""
+    # Grid and random search evaluate fixed alphas: every trial must agree. The gradient methods
+    # decide line-search steps on rounding-level differences near a kink, so only their best
+    # validation losses are compared.
+    for method in ("grid", "random"):
+        a_rows = [r for r in one if r["method"] == method]
+        b_rows = [r for r in two if r["method"] == method]
+        if len(a_rows) != len(b_rows):
+            sys.exit(f"{method}: {len(a_rows)} trials on 1 rank, {len(b_rows)} on {ranks} ranks")
+        for a, b in zip(a_rows, b_rows):
+            for key in ("alpha", "validation_loss"):
+                x, y = float(a[key]), float(b[key])
+                if abs(x - y) > 1e-9 * abs(x):
+                    sys.exit(f"{method} {key} differs on {ranks} ranks: {x} vs {y}")
+    for method in ("unrolled", "implicit"):
+        a_best, b_best = best(one, method), best(two, method)
+        if abs(a_best - b_best) > 1e-8 * a_best:
+            sys.exit(f"{method} best loss differs on {ranks} ranks: {a_best} vs {b_best}")
+
+
 def check_ranks(folder):
     outputs = {}
-    for ranks in (1, 2):
+    for ranks in (1, 2, 3):
         path = os.path.join(folder, f"trials_np{ranks}.csv")
         run = driver("--dataset", "diabetes", "--seed", "3", "--method", "all", "--output", path,
                      ranks=ranks)
@@ -36,26 +57,9 @@ def check_ranks(folder):
         if "best alpha" not in run.stdout:
             sys.exit(f"lasso-hyper printed no best alpha: {run.stdout}")
         outputs[ranks] = read_trials(path)
-    one, two = outputs[1], outputs[2]
-    # Grid and random search evaluate fixed alphas: every trial must agree. The gradient methods
-    # decide line-search steps on rounding-level differences near a kink, so only their best
-    # validation losses are compared.
-    for method in ("grid", "random"):
-        a_rows = [r for r in one if r["method"] == method]
-        b_rows = [r for r in two if r["method"] == method]
-        if len(a_rows) != len(b_rows):
-            sys.exit(f"{method}: {len(a_rows)} trials on 1 rank, {len(b_rows)} on 2 ranks")
-        for a, b in zip(a_rows, b_rows):
-            for key in ("alpha", "validation_loss"):
-                x, y = float(a[key]), float(b[key])
-                if abs(x - y) > 1e-9 * abs(x):
-                    sys.exit(f"{method} {key} differs across rank counts: {x} vs {y}")
-    for method in ("unrolled", "implicit"):
-        a_best = min(float(r["validation_loss"]) for r in one if r["method"] == method)
-        b_best = min(float(r["validation_loss"]) for r in two if r["method"] == method)
-        if abs(a_best - b_best) > 1e-8 * a_best:
-            sys.exit(f"{method} best loss differs across rank counts: {a_best} vs {b_best}")
-    grid, found = best(one, "grid"), best(one, "implicit")
+    for ranks in (2, 3):
+        compare_runs(outputs[1], outputs[ranks], ranks)
+    grid, found = best(outputs[1], "grid"), best(outputs[1], "implicit")
     print(f"grid best {grid:.6f}, implicit best {found:.6f}")
     if found > grid:
         sys.exit("the implicit method did not reach the grid's best validation loss")
