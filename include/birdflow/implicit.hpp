@@ -45,10 +45,12 @@ public:
      A singular or indefinite A (CG breakdown, divergence or too many iterations) triggers one
      retry with the shift 1e-8 * max|diag A| (or 1e-8 when the diagonal is not available), recorded
      in report->shift. If that fails too, or z is not finite, Compute fails with a message that
-     names the KSP reason. Collective. */
+     names the KSP reason. A non-null `initial_guess` (same layout as grad_w_outer) starts CG from
+     that vector instead of zero, e.g. the adjoint of the previous outer step. Collective. */
   PetscErrorCode Compute(Mat A, Vec grad_w_outer, const std::vector<double> &grad_theta_outer,
                          const CrossTransposeFn &cross_transpose,
-                         std::vector<double> *hypergradient, SolveReport *report);
+                         std::vector<double> *hypergradient, SolveReport *report,
+                         Vec initial_guess = nullptr);
 
   /* Returns the adjoint z of the last Compute (owned by the solver), or null. Not collective. */
   Vec Adjoint() const { return z_; }
@@ -57,7 +59,7 @@ public:
   PetscErrorCode Destroy();
 
 private:
-  PetscErrorCode SolveOnce(Mat A, Vec rhs, SolveReport *report);
+  PetscErrorCode SolveOnce(Mat A, Vec rhs, bool nonzero_guess, SolveReport *report);
 
   KSP ksp_ = nullptr;
   Vec z_ = nullptr;

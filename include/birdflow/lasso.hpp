@@ -185,7 +185,8 @@ struct HypergradientReport
 
 /* Hypergradient by implicit differentiation on the support S of `solution`: solves
    (X_S^T X_S / n) z = v_S matrix-free with the bilevel module (KSP prefix "lasso_hyper_", CG by
-   default), then d/d(log alpha) = -alpha sign(w_S)^T z. */
+   default), then d/d(log alpha) = -alpha sign(w_S)^T z. CG starts from the previous call's z,
+   restricted to the new support, as sparse-ho does between outer steps. */
 class ImplicitHypergradient
 {
 public:
@@ -202,7 +203,8 @@ public:
 private:
   const Problem *problem_ = nullptr;
   birdflow::implicit::HypergradientSolver solver_;
-  std::vector<double> column_norm_sq_; // ||X_j||^2 / n for the Jacobi diagonal
+  std::vector<double> column_norm_sq_;   // ||X_j||^2 / n for the Jacobi diagonal
+  std::vector<double> previous_adjoint_; // last z by feature, 0 off its support
 };
 
 /* One evaluation of the validation loss during a search. */

@@ -61,7 +61,8 @@ PetscErrorCode HypergradientSolver::Create(MPI_Comm comm, const char *prefix)
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
-PetscErrorCode HypergradientSolver::SolveOnce(Mat A, Vec rhs, SolveReport *report)
+PetscErrorCode HypergradientSolver::SolveOnce(Mat A, Vec rhs, bool nonzero_guess,
+                                              SolveReport *report)
 {
   PetscReal norm;
 
@@ -70,6 +71,7 @@ PetscErrorCode HypergradientSolver::SolveOnce(Mat A, Vec rhs, SolveReport *repor
   // after a reset; the type, prefix and options stay.
   PetscCall(KSPReset(ksp_));
   PetscCall(KSPSetOperators(ksp_, A, A));
+  PetscCall(KSPSetInitialGuessNonzero(ksp_, nonzero_guess ? PETSC_TRUE : PETSC_FALSE));
   PetscCall(KSPSolve(ksp_, rhs, z_));
   PetscCall(KSPGetIterationNumber(ksp_, &report->iterations));
   PetscCall(KSPGetConvergedReason(ksp_, &report->reason));
@@ -83,7 +85,8 @@ PetscErrorCode HypergradientSolver::SolveOnce(Mat A, Vec rhs, SolveReport *repor
 PetscErrorCode HypergradientSolver::Compute(Mat A, Vec grad_w_outer,
                                             const std::vector<double> &grad_theta_outer,
                                             const CrossTransposeFn &cross_transpose,
-                                            std::vector<double> *hypergradient, SolveReport *report)
+                                            std::vector<double> *hypergradient, SolveReport *report,
+                                            Vec initial_guess)
 {
   MPI_Comm comm;
   std::vector<double> cross;
@@ -93,8 +96,9 @@ PetscErrorCode HypergradientSolver::Compute(Mat A, Vec grad_w_outer,
   PetscCall(PetscLogEventBegin(adjoint_solve_event, 0, 0, 0, 0));
   PetscCall(VecDestroy(&z_));
   PetscCall(VecDuplicate(grad_w_outer, &z_));
+  if (initial_guess) PetscCall(VecCopy(initial_guess, z_));
   report->shift = 0.0;
-  PetscCall(SolveOnce(A, grad_w_outer, report));
+  PetscCall(SolveOnce(A, grad_w_outer, initial_guess != nullptr, report));
 
   // 1. A singular A (collinear columns of a Lasso support, say) stalls or breaks CG: retry once
   //    with a small shift, which gives the minimum-norm-like solution on the range of A.
@@ -104,7 +108,7 @@ PetscErrorCode HypergradientSolver::Compute(Mat A, Vec grad_w_outer,
                         KSPConvergedReasons[report->reason], report->shift));
     PetscCall(MatShift(A, report->shift));
     PetscCall(VecZeroEntries(z_));
-    PetscCall(SolveOnce(A, grad_w_outer, report));
+    PetscCall(SolveOnce(A, grad_w_outer, false, report));
     PetscCall(MatShift(A, -report->shift));
   }
   PetscCheck(report->reason > 0, comm, PETSC_ERR_NOT_CONVERGED,

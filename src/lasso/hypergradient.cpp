@@ -2,6 +2,7 @@
 
 #include "birdflow/petsc_compat.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace birdflow::lasso
@@ -132,8 +133,27 @@ PetscErrorCode ImplicitHypergradient::Compute(const Solution &solution,
     PetscFunctionReturn(PETSC_SUCCESS);
   };
   std::vector<double> hypergradient;
-  PetscCall(solver_.Compute(H, rhs, {0.0}, cross_transpose, &hypergradient, &report->solve));
+  Vec guess;
+  previous_adjoint_.resize(problem_->p, 0.0);
+  PetscCall(SupportVector(comm, support, previous_adjoint_, &guess));
+  PetscCall(solver_.Compute(H, rhs, {0.0}, cross_transpose, &hypergradient, &report->solve, guess));
   report->value = hypergradient[0];
+  PetscCall(VecDestroy(&guess));
+
+  // 3. Keep z by feature for the next call's initial guess.
+  Vec all;
+  VecScatter gather;
+  const PetscScalar *z;
+  PetscCall(VecScatterCreateToAll(solver_.Adjoint(), &gather, &all));
+  PetscCall(VecScatterBegin(gather, solver_.Adjoint(), all, INSERT_VALUES, SCATTER_FORWARD));
+  PetscCall(VecScatterEnd(gather, solver_.Adjoint(), all, INSERT_VALUES, SCATTER_FORWARD));
+  PetscCall(VecGetArrayRead(all, &z));
+  std::fill(previous_adjoint_.begin(), previous_adjoint_.end(), 0.0);
+  for (size_t k = 0; k < support.size(); ++k)
+    previous_adjoint_[support[k]] = z[k];
+  PetscCall(VecRestoreArrayRead(all, &z));
+  PetscCall(VecScatterDestroy(&gather));
+  PetscCall(VecDestroy(&all));
 
   PetscCall(MatDestroy(&H));
   PetscCall(MatDestroy(&ctx.X_S));
