@@ -22,6 +22,7 @@
 #include "birdflow/species.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
@@ -45,6 +46,13 @@ const std::map<std::string, birdflow::OTQuantity> kQuantities = {
     {"divergence", birdflow::OTQuantity::kDivergence},
     {"sharp", birdflow::OTQuantity::kSharp}};
 
+std::string Number(double value)
+{
+  char text[64];
+  std::snprintf(text, sizeof(text), "%g", value);
+  return text;
+}
+
 // Checks the option combinations CLI11 cannot express. Collective (same verdict on every rank).
 PetscErrorCode CheckOptions(MPI_Comm comm, const Options &options)
 {
@@ -59,11 +67,11 @@ PetscErrorCode CheckOptions(MPI_Comm comm, const Options &options)
              "--cell-size applies to --input only");
   PetscCheck(options.input.empty() || (options.cell_size > 0 && std::isfinite(options.cell_size)),
              comm, PETSC_ERR_USER_INPUT, "--cell-size %s km: give the positive cell side in km",
-             std::to_string(options.cell_size).c_str());
+             Number(options.cell_size).c_str());
   PetscCheck(options.epsilon > 0 && std::isfinite(options.epsilon), comm, PETSC_ERR_USER_INPUT,
              "--epsilon %s: give a positive eps in km^2 (for example 0.25 to 10 times the squared "
              "cell size)",
-             std::to_string(options.epsilon).c_str());
+             Number(options.epsilon).c_str());
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
