@@ -38,6 +38,7 @@ struct OTSettings
   double anneal_init = 0;     // -ot_anneal_init (km^2): first eps; 0 means the squared diameter
   double anneal_tolerance = 1e-3; // -ot_anneal_tol: marginal error that ends an intermediate stage
   PetscBool anneal_warm = PETSC_FALSE; // -ot_anneal_warm: anneal even from warm-started potentials
+  double omega = 0; // -ot_omega: over-relaxation in [1, 2); 0 adapts it to the observed rate
 };
 
 /* Potentials kept between calls for one (a, b) pair, e.g. one week of a training run. Evaluate
@@ -77,7 +78,8 @@ struct OTResult
   n = nrow ncol, the memory O(n / ranks); each half-iteration costs one MPI_Alltoallv.
 
   Options database keys (prefix -ot_):
-    -ot_tol, -ot_max_it, -ot_anneal_factor, -ot_anneal_init, -ot_anneal_tol, -ot_anneal_warm
+    -ot_tol, -ot_max_it, -ot_anneal_factor, -ot_anneal_init, -ot_anneal_tol, -ot_anneal_warm,
+    -ot_omega
     -ot_hess_ksp_* and -ot_hess_pc_*: the implicit solves (default KSPCG, PCNONE, rtol 1e-10)
 */
 class OTSolver

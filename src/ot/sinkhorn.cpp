@@ -35,24 +35,88 @@ PetscErrorCode RowMarginalError(OTSolver::Impl &impl, const std::vector<double> 
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
-// Runs Sinkhorn at the kernel's eps from impl.f_row until the marginal error is below tol.
-PetscErrorCode SinkhornStage(OTSolver::Impl &impl, double tol, PetscInt max_iterations,
-                             SinkhornStats *stats)
+// Over-relaxation: with the per-iteration error ratio r of plain Sinkhorn, the two-block SOR
+// optimum is 2 / (1 + sqrt(1 - r)), capped at kMaxOmega. For omega up to that optimum, SOR
+// contracts by rho with (rho + omega - 1)^2 = rho omega^2 r, so each window of kRateWindow
+// iterations re-estimates r from the observed rho and moves omega towards the optimum.
+constexpr double kMaxOmega = 1.95;
+constexpr PetscInt kRateWindow = 20;
+
+double OptimalOmega(double ratio)
 {
-  std::vector<double> f_next(impl.f_row.size());
+  return std::min(kMaxOmega, 2.0 / (1.0 + std::sqrt(1.0 - ratio)));
+}
+
+double PlainRatio(double rho, double omega)
+{
+  return (rho + omega - 1.0) * (rho + omega - 1.0) / (rho * omega * omega);
+}
+
+// Runs Sinkhorn at the kernel's eps from impl.f_row until the marginal error is below tol.
+//
+// With settings.omega = 0 the iteration starts plain and, after each window of kRateWindow
+// iterations, sets omega from the estimated plain rate; both updates are then over-relaxed in the
+// log domain, f <- f + omega (T_f(g) - f) and g <- g + omega (T_g(f) - g). When the error doubles,
+// omega is halved towards 1. Only a plain iteration may stop the loop, so the reported error is
+// always that of the returned pair (f, g = T_g(f)).
+PetscErrorCode SinkhornStage(OTSolver::Impl &impl, const OTSettings &settings, double tol,
+                             PetscInt max_iterations, SinkhornStats *stats)
+{
+  std::vector<double> f_next(impl.f_row.size()), g_next;
+  const bool adaptive = settings.omega == 0;
+  double omega = adaptive ? 1.0 : settings.omega, error = 0, previous = INFINITY;
+  double window_start_error = 0;
+  PetscInt window = 0;
 
   PetscFunctionBeginUser;
   stats->converged = false;
   for (PetscInt it = 1; it <= max_iterations; ++it) {
-    PetscCall(UpdateColumnPotential(impl, impl.f_row, &impl.g_col));
+    // 1. g update (relaxed unless omega = 1), then the f candidate and the row-marginal error.
+    PetscCall(UpdateColumnPotential(impl, impl.f_row, &g_next));
+    if (omega == 1.0 || impl.g_col.size() != g_next.size())
+      impl.g_col.swap(g_next);
+    else
+      for (size_t j = 0; j < g_next.size(); ++j)
+        impl.g_col[j] += omega * (g_next[j] - impl.g_col[j]);
     PetscCall(UpdateRowPotential(impl, impl.g_col, &f_next));
-    PetscCall(RowMarginalError(impl, impl.a_row, impl.f_row, f_next, &stats->marginal_error));
+    PetscCall(RowMarginalError(impl, impl.a_row, impl.f_row, f_next, &error));
     stats->iterations++;
-    if (stats->marginal_error < tol) {
+    stats->marginal_error = error;
+
+    // 2. Stop after a plain iteration; a relaxed one that meets tol hands over to plain ones.
+    if (error < tol && omega == 1.0) {
       stats->converged = true;
       break;
     }
-    if (it < max_iterations) impl.f_row.swap(f_next);
+    if (it == max_iterations) break;
+    if (error < tol || (omega > 1.0 && error > 2.0 * previous)) {
+      omega = error < tol ? 1.0 : 1.0 + 0.5 * (omega - 1.0);
+      if (omega < 1.05) omega = 1.0;
+      window = 0;
+    }
+
+    // 3. Re-estimate the plain rate from the last window and move omega to its optimum.
+    if (adaptive && error >= tol) {
+      if (window == 0) window_start_error = error;
+      if (++window == kRateWindow + 1) {
+        double rho = std::pow(error / window_start_error, 1.0 / kRateWindow);
+        if (rho > 0 && rho < 1) {
+          double ratio = std::min(1.0, PlainRatio(rho, omega));
+          if (ratio > 0.5) omega = std::max(omega, OptimalOmega(ratio));
+          PetscCall(PetscInfo(nullptr, "Sinkhorn: rate %g at omega %g, plain rate %g\n", rho, omega,
+                              ratio));
+        }
+        window = 0;
+      }
+    }
+
+    // 4. f update.
+    if (omega == 1.0)
+      impl.f_row.swap(f_next);
+    else
+      for (size_t i = 0; i < f_next.size(); ++i)
+        impl.f_row[i] += omega * (f_next[i] - impl.f_row[i]);
+    previous = error;
   }
   PetscFunctionReturn(PETSC_SUCCESS);
 }
@@ -156,6 +220,7 @@ PetscErrorCode SolveSinkhorn(OTSolver::Impl &impl, const OTSettings &settings, b
   PetscFunctionBeginUser;
   PetscCall(PetscLogEventBegin(impl.events.sinkhorn, 0, 0, 0, 0));
   if (!warm) impl.f_row.assign(impl.layout.n_row_layout, 0.0);
+  impl.g_col.clear();
   *stats = SinkhornStats();
   for (size_t s = 0; s < schedule.size(); ++s) {
     const bool last = s + 1 == schedule.size();
@@ -163,8 +228,14 @@ PetscErrorCode SolveSinkhorn(OTSolver::Impl &impl, const OTSettings &settings, b
     PetscCall(SetKernelEps(impl, impl.eps));
     double tol =
         last ? settings.tolerance : std::max(settings.anneal_tolerance, settings.tolerance);
-    PetscCall(SinkhornStage(impl, tol, settings.max_iterations, stats));
+    const PetscInt before = stats->iterations;
+    PetscCall(SinkhornStage(impl, settings, tol, settings.max_iterations, stats));
     stats->stages++;
+    PetscCall(PetscInfo(nullptr,
+                        "Sinkhorn stage %" PetscInt_FMT ": eps %g km^2, %" PetscInt_FMT
+                        " iterations, marginal error %g\n",
+                        stats->stages, impl.eps, stats->iterations - before,
+                        stats->marginal_error));
   }
   impl.eps = target;
   PetscCall(PetscLogEventEnd(impl.events.sinkhorn, 0, 0, 0, 0));

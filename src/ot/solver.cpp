@@ -158,7 +158,11 @@ PetscErrorCode OTSolver::SetFromOptions()
                              "OTSolver", s.anneal_tolerance, &s.anneal_tolerance, nullptr));
   PetscCall(PetscOptionsBool("-ot_anneal_warm", "Anneal also from warm-started potentials",
                              "OTSolver", s.anneal_warm, &s.anneal_warm, nullptr));
+  PetscCall(PetscOptionsReal("-ot_omega", "Over-relaxation in [1, 2); 0 adapts it", "OTSolver",
+                             s.omega, &s.omega, nullptr));
   PetscOptionsEnd();
+  PetscCheck(s.omega == 0 || (s.omega >= 1 && s.omega < 2), comm, PETSC_ERR_ARG_OUTOFRANGE,
+             "-ot_omega %g must be 0 (adaptive) or in [1, 2)", s.omega);
   PetscCheck(s.tolerance > 0, comm, PETSC_ERR_ARG_OUTOFRANGE, "-ot_tol %g must be positive",
              s.tolerance);
   PetscCheck(s.max_iterations > 0, comm, PETSC_ERR_ARG_OUTOFRANGE,
