@@ -22,7 +22,7 @@
 
 namespace birdflow
 {
-/* What OTSolver::Evaluate computes. */
+/* Quantity that OTSolver::Evaluate computes. */
 enum class OTQuantity {
   kEntropic,   // OT_eps(a, b)
   kDivergence, // S_eps(a, b) = OT_eps(a, b) - OT_eps(a, a) / 2 - OT_eps(b, b) / 2
@@ -112,8 +112,8 @@ public:
     the envelope gradient for kEntropic and kDivergence, the implicit gradient (one KSP solve) for
     kSharp. `warm` may be null. Collective.
 
-    Errors: PETSC_ERR_ARG_OUTOFRANGE for eps <= 0, negative or infinite entries, or sums far from 1;
-    PETSC_ERR_NOT_CONVERGED never: check result->report.converged.
+    Errors: PETSC_ERR_ARG_OUTOFRANGE for eps <= 0, negative or infinite entries, or sums far from 1.
+    A Sinkhorn run that does not converge is no error: check result->report.converged.
   */
   PetscErrorCode Evaluate(OTQuantity quantity, const double *a, const double *b, double eps,
                           bool gradient, OTWarmStart *warm, OTResult *result);

@@ -46,7 +46,7 @@ struct LineKernel
   std::vector<double> logk;
 };
 
-/* Which 1D factor carries the cost weight in a separable application: (K o C) = (K_r o C_r) (x) K_c
+/* Placement of the cost weight in a separable application: (K o C) = (K_r o C_r) (x) K_c
    + K_r (x) (K_c o C_c), where the row pass sums over columns (C_c) and the column pass over rows.
  */
 enum class KernelWeight { kPlain, kCostInRowPass, kCostInColumnPass };
