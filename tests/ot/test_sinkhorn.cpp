@@ -186,3 +186,25 @@ TEST(OTSinkhorn, RejectsInvalidInput)
   EXPECT_EQ(evaluate(p, 1.0), 0);
 }
 } // namespace
+
+namespace
+{
+TEST(OTSinkhorn, SubCommunicatorsSolveIndependently)
+{
+  // Ranks split into groups by parity; each group solves its own problem, as weeks of a training
+  // run would, and must match a serial solve of the same problem.
+  PetscMPIInt rank;
+  MPI_Comm group;
+  MPI_Comm_rank(PETSC_COMM_WORLD, &rank);
+  MPI_Comm_split(PETSC_COMM_WORLD, rank % 2, rank, &group);
+  GridProblem p = BumpProblem(rank % 2 ? 9 : 6, rank % 2 ? 4 : 7, 30.0, true);
+  Gathered grouped, self;
+  ASSERT_EQ(RunSolver(p, OTQuantity::kDivergence, p.h * p.h, true, group, &grouped), 0);
+  ASSERT_EQ(RunSolver(p, OTQuantity::kDivergence, p.h * p.h, true, PETSC_COMM_SELF, &self), 0);
+  bool same =
+      std::fabs(grouped.local.value - self.local.value) <= 1e-10 * std::fabs(self.local.value);
+  same = same && MaxAbsDifference(grouped.gradient_a, self.gradient_a, p.a) < 1e-7 * p.h * p.h;
+  MPI_Comm_free(&group);
+  EXPECT_TRUE(AllRanks(same));
+}
+} // namespace
