@@ -10,7 +10,8 @@
         On N x N grids over the unit square (h = 1/N) with two Gaussian blobs:
         1. time per Sinkhorn iteration at fixed eps = 0.01 against the separable term count
            4 N^3 (two half-iterations of two line passes, N^2 outputs of N terms each);
-        2. iterations to the marginal error 1e-9 with and without annealing and over-relaxation,
+        2. iterations to the marginal error 1e-9 with and without annealing (factor 0.5, stage
+           tolerance 1e-3) and over-relaxation,
            at eps = 0.01 (N <= --converge-max) and at eps / h^2 = 1 (N <= --fine-max);
         3. the implicit gradient of the sharp cost: KSP iterations and time against the forward
            solve (same sizes as 2).
@@ -161,6 +162,7 @@ PetscErrorCode IterationsToTolerance(int n, double eps)
     double seconds;
     PetscCall(solver.Setup(PETSC_COMM_WORLD, n, n, 1.0 / n));
     solver.Settings().anneal_factor = anneal[v];
+    solver.Settings().anneal_tolerance = 1e-3;
     solver.Settings().omega = omega[v];
     solver.Settings().max_iterations = 100000;
     Blobs(solver, n, &a, &b);

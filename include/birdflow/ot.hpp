@@ -34,9 +34,9 @@ struct OTSettings
 {
   double tolerance = 1e-9;          // -ot_tol: stop when sum_i |(P 1)_i - a_i| falls below it
   PetscInt max_iterations = 200000; // -ot_max_it: Sinkhorn iterations per eps stage
-  double anneal_factor = 0.5; // -ot_anneal_factor: eps ratio between stages; 1 disables annealing
-  double anneal_init = 0;     // -ot_anneal_init (km^2): first eps; 0 means the squared diameter
-  double anneal_tolerance = 1e-3; // -ot_anneal_tol: marginal error that ends an intermediate stage
+  double anneal_factor = 0.25; // -ot_anneal_factor: eps ratio between stages; 1 disables annealing
+  double anneal_init = 0;      // -ot_anneal_init (km^2): first eps; 0 means the squared diameter
+  double anneal_tolerance = 1e-2; // -ot_anneal_tol: marginal error that ends an intermediate stage
   PetscBool anneal_warm = PETSC_FALSE; // -ot_anneal_warm: anneal even from warm-started potentials
   double omega = 0; // -ot_omega: over-relaxation in [1, 2); 0 adapts it to the observed rate
 };
