@@ -6,7 +6,7 @@
         Times OT_eps(a, b) for the datasets a and b of FILE (the problem bench/ot/pot_dense.py
         gives POT) and prints one line: seconds (best of R), iterations, marginal error, value.
     --mode scaling [--sizes 64,128,256,512,1024] [--timing-iterations 5] [--converge-max 256]
-        [--fine-max 128]
+        [--fine-max 128] [--parts timing,iterations,implicit]
         On N x N grids over the unit square (h = 1/N) with two Gaussian blobs:
         1. time per Sinkhorn iteration at fixed eps = 0.01 against the separable term count
            4 N^3 (two half-iterations of two line passes, N^2 outputs of N terms each);
@@ -41,6 +41,7 @@ struct Options
   double cell_size = 1, epsilon = 0.01;
   int repeat = 3, timing_iterations = 5, converge_max = 256, fine_max = 128;
   std::vector<int> sizes = {64, 128, 256, 512, 1024};
+  std::vector<std::string> parts = {"timing", "iterations", "implicit"};
 };
 
 // Two Gaussian blobs on an n x n grid over the unit square, as this rank's row slabs.
@@ -182,59 +183,70 @@ PetscErrorCode ImplicitAgainstForward(int n, double eps)
   birdflow::OTSolver solver;
   birdflow::OTResult forward, with_gradient;
   std::vector<double> a, b;
-  double t_forward, t_gradient;
+  double t_forward, t_gradient, cpu_forward, cpu_gradient;
 
   PetscFunctionBeginUser;
   PetscCall(solver.Setup(PETSC_COMM_WORLD, n, n, 1.0 / n));
   PetscCall(solver.SetFromOptions());
   Blobs(solver, n, &a, &b);
-  PetscCall(TimedEvaluate(solver, OTQuantity::kSharp, a, b, eps, false, &forward, &t_forward));
-  PetscCall(
-      TimedEvaluate(solver, OTQuantity::kSharp, a, b, eps, true, &with_gradient, &t_gradient));
+  PetscCall(TimedEvaluate(solver, OTQuantity::kSharp, a, b, eps, false, &forward, &t_forward,
+                          &cpu_forward));
+  PetscCall(TimedEvaluate(solver, OTQuantity::kSharp, a, b, eps, true, &with_gradient, &t_gradient,
+                          &cpu_gradient));
+  const double cpu_implicit = cpu_gradient - cpu_forward;
   PetscCall(PetscPrintf(
       PETSC_COMM_WORLD,
       "| %d^2 | %.4g | %" PetscInt_FMT " | %.3g | %" PetscInt_FMT " (%s) | %.3g | %.3f |\n", n,
-      eps * n * n, forward.report.iterations, t_forward, with_gradient.report.ksp_iterations,
-      KSPConvergedReasons[with_gradient.report.ksp_reason], t_gradient - t_forward,
-      (t_gradient - t_forward) / t_forward));
+      eps * n * n, forward.report.iterations, cpu_forward, with_gradient.report.ksp_iterations,
+      KSPConvergedReasons[with_gradient.report.ksp_reason], cpu_implicit,
+      cpu_implicit / cpu_forward));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
 PetscErrorCode RunScaling(const Options &options)
 {
   PetscMPIInt size;
+  auto wanted = [&](const char *part) {
+    return std::find(options.parts.begin(), options.parts.end(), part) != options.parts.end();
+  };
+
   PetscFunctionBeginUser;
   PetscCallMPI(MPI_Comm_size(PETSC_COMM_WORLD, &size));
-  PetscCall(PetscPrintf(PETSC_COMM_WORLD,
-                        "\n%d MPI ranks\n\nTime per iteration, eps = 0.01:\n\n"
-                        "| grid | iterations | wall ms per iteration | CPU ms per "
-                        "iteration | terms 4N^3 | CPU ns per term |\n"
-                        "|---|---|---|---|---|---|\n",
-                        size));
-  for (int n : options.sizes)
-    PetscCall(TimePerIteration(options, n));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "\n%d MPI ranks\n", size));
+  if (wanted("timing")) {
+    PetscCall(PetscPrintf(PETSC_COMM_WORLD,
+                          "\nTime per iteration, eps = 0.01:\n\n| grid | iterations | wall ms per "
+                          "iteration | CPU ms per iteration | terms 4N^3 | CPU ns per term |\n"
+                          "|---|---|---|---|---|---|\n"));
+    for (int n : options.sizes)
+      PetscCall(TimePerIteration(options, n));
+  }
 
-  PetscCall(
-      PetscPrintf(PETSC_COMM_WORLD,
-                  "\nIterations to marginal error 1e-9:\n\n| grid | eps/h^2 | plain | annealed "
-                  "| over-relaxed | annealed + over-relaxed |\n|---|---|---|---|---|---|\n"));
-  for (int n : options.sizes)
-    if (n <= options.converge_max) {
-      PetscCall(IterationsToTolerance(n, 0.01));
-      if (n <= options.fine_max) PetscCall(IterationsToTolerance(n, 1.0 / ((double)n * n)));
-    }
+  if (wanted("iterations")) {
+    PetscCall(PetscPrintf(PETSC_COMM_WORLD,
+                          "\nIterations to marginal error 1e-9:\n\n| grid | eps/h^2 | plain | "
+                          "annealed | over-relaxed | annealed + over-relaxed |\n"
+                          "|---|---|---|---|---|---|\n"));
+    for (int n : options.sizes)
+      if (n <= options.converge_max) {
+        PetscCall(IterationsToTolerance(n, 0.01));
+        if (n <= options.fine_max) PetscCall(IterationsToTolerance(n, 1.0 / ((double)n * n)));
+      }
+  }
 
-  PetscCall(
-      PetscPrintf(PETSC_COMM_WORLD,
-                  "\nImplicit gradient of the sharp cost (defaults: annealed, over-relaxed, "
-                  "-ot_tol 1e-9, KSP rtol 1e-10):\n\n| grid | eps/h^2 | Sinkhorn iterations | "
-                  "forward s | KSP iterations | implicit s | implicit / forward |\n"
-                  "|---|---|---|---|---|---|---|\n"));
-  for (int n : options.sizes)
-    if (n <= options.converge_max) {
-      PetscCall(ImplicitAgainstForward(n, 0.01));
-      if (n <= options.fine_max) PetscCall(ImplicitAgainstForward(n, 1.0 / ((double)n * n)));
-    }
+  if (wanted("implicit")) {
+    PetscCall(
+        PetscPrintf(PETSC_COMM_WORLD,
+                    "\nImplicit gradient of the sharp cost (default settings, -ot_tol 1e-9, "
+                    "KSP rtol 1e-10):\n\n| grid | eps/h^2 | Sinkhorn iterations | forward CPU "
+                    "s | KSP iterations | implicit CPU s | implicit / forward |\n"
+                    "|---|---|---|---|---|---|---|\n"));
+    for (int n : options.sizes)
+      if (n <= options.converge_max) {
+        PetscCall(ImplicitAgainstForward(n, 0.01));
+        if (n <= options.fine_max) PetscCall(ImplicitAgainstForward(n, 1.0 / ((double)n * n)));
+      }
+  }
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 } // namespace
@@ -255,6 +267,8 @@ int main(int argc, char **argv)
   app.add_option("--converge-max", options.converge_max,
                  "Largest N for the runs to tolerance and the implicit solves at eps = 0.01");
   app.add_option("--fine-max", options.fine_max, "Largest N for the same at eps/h^2 = 1");
+  app.add_option("--parts", options.parts, "Tables to produce: timing, iterations, implicit")
+      ->delimiter(',');
 
   // 2. Run.
   return birdflow::RunDriver(argc, argv, app, nullptr, [&]() -> PetscErrorCode {
