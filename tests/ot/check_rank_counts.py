@@ -1,6 +1,7 @@
-"""Runs birdflow-w2 on the amewoo species grid (42 x 48, 80 km cells) on 1, 2 and 3 ranks and
-checks that values, potentials and gradients agree: values to 1e-10 relative, fields to 1e-7 of
-their largest entry, iteration counts exactly."""
+"""Runs birdflow-w2 on the amewoo species grid (42 x 48, 80 km cells) on 1, 2 and 3 ranks.
+
+The values must agree to 1e-10 relative, the potentials and gradients to 1e-7 of their largest
+entry, and the iteration counts exactly."""
 import os
 import subprocess
 import sys
