@@ -98,6 +98,35 @@ inline double TermsAndMax(PetscInt length, const double *x, const double *k, dou
   return m;
 }
 
+// Returns true when the four entries from terms[j] on are all below threshold.
+inline bool AllBelow(const double *terms, PetscInt j, double threshold)
+{
+  return (terms[j] < threshold) & (terms[j + 1] < threshold) & (terms[j + 2] < threshold) &
+         (terms[j + 3] < threshold);
+}
+
+// Returns the first index j with terms[j] >= threshold; one exists because the maximum is one.
+inline PetscInt FirstAtLeast(PetscInt length, const double *terms, double threshold)
+{
+  PetscInt j = 0;
+  while (j + 4 <= length && AllBelow(terms, j, threshold))
+    j += 4;
+  while (terms[j] < threshold)
+    ++j;
+  return j;
+}
+
+// Returns the last index j with terms[j] >= threshold.
+inline PetscInt LastAtLeast(PetscInt length, const double *terms, double threshold)
+{
+  PetscInt j = length - 1;
+  while (j >= 3 && AllBelow(terms, j - 3, threshold))
+    j -= 4;
+  while (terms[j] < threshold)
+    --j;
+  return j;
+}
+
 // Returns sum_{j = lo..hi} exp(terms[j] - m).
 inline double SumExp(PetscInt lo, PetscInt hi, const double *terms, double m)
 {
@@ -128,11 +157,8 @@ LogConvolveLine(PetscInt length, const double *logk, const double *x, double *ou
       continue;
     }
     const double threshold = m - kNegligibleLogRatio;
-    PetscInt lo = 0, hi = length - 1;
-    while (terms[lo] < threshold)
-      ++lo;
-    while (terms[hi] < threshold)
-      --hi;
+    const PetscInt lo = FirstAtLeast(length, terms, threshold);
+    const PetscInt hi = LastAtLeast(length, terms, threshold);
     out[i] = m + std::log(SumExp(lo, hi, terms, m));
   }
 }
