@@ -208,3 +208,23 @@ TEST(OTSinkhorn, SubCommunicatorsSolveIndependently)
   EXPECT_TRUE(AllRanks(same));
 }
 } // namespace
+
+namespace
+{
+TEST(OTSinkhorn, DegenerateGridShapes)
+{
+  // With 2 or 3 ranks some ranks own no rows or no columns of these grids.
+  for (auto [nrow, ncol] : {std::pair<PetscInt, PetscInt>{1, 1}, {1, 6}, {6, 1}, {2, 2}}) {
+    GridProblem p = BumpProblem(nrow, ncol, 10.0, false);
+    for (OTQuantity q : {OTQuantity::kEntropic, OTQuantity::kDivergence, OTQuantity::kSharp}) {
+      Gathered world, self;
+      ASSERT_EQ(RunSolver(p, q, p.h * p.h, true, PETSC_COMM_WORLD, &world), 0);
+      ASSERT_EQ(RunSolver(p, q, p.h * p.h, true, PETSC_COMM_SELF, &self), 0);
+      bool same = std::fabs(world.local.value - self.local.value) <=
+                  1e-10 * std::max(1.0, std::fabs(self.local.value));
+      same = same && world.local.report.converged && AllFinite(world.gradient_a, p.a);
+      EXPECT_TRUE(AllRanks(same)) << nrow << " x " << ncol << ", quantity " << static_cast<int>(q);
+    }
+  }
+}
+} // namespace
