@@ -162,6 +162,36 @@ LogConvolveLine(PetscInt length, const double *logk, const double *x, double *ou
     out[i] = m + std::log(SumExp(lo, hi, terms, m));
   }
 }
+// Signed variant of LogConvolveLine: the input is log|v| and sign(v) (+1, -1 or 0), the output
+// log|u| and sign(u) for u_i = sum_j K_ij v_j. The sum runs over the same window as the unsigned
+// pass, so it has the same absolute accuracy, about 1e-16 of the largest term, when terms cancel.
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void
+SignedLogConvolveLine(PetscInt length, const double *logk, const double *x, const double *sign,
+                      double *out, double *out_sign, double *terms)
+{
+  for (PetscInt i = 0; i < length; ++i) {
+    const double m = TermsAndMax(length, x, logk + (length - 1 - i), terms);
+    if (m == kNegInf) {
+      out[i] = kNegInf;
+      out_sign[i] = 0;
+      continue;
+    }
+    const double threshold = m - kNegligibleLogRatio;
+    const PetscInt lo = FirstAtLeast(length, terms, threshold);
+    const PetscInt hi = LastAtLeast(length, terms, threshold);
+    double lane_sum[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0}, sum = 0;
+    PetscInt j = lo;
+    for (; j + kLanes <= hi + 1; j += kLanes)
+      for (PetscInt l = 0; l < kLanes; ++l)
+        lane_sum[l] += sign[j + l] * ExpClamped(terms[j + l] - m);
+    for (; j <= hi; ++j)
+      sum += sign[j] * ExpClamped(terms[j] - m);
+    for (PetscInt l = 0; l < kLanes; ++l)
+      sum += lane_sum[l];
+    out[i] = sum != 0 ? m + std::log(std::fabs(sum)) : kNegInf;
+    out_sign[i] = sum > 0 ? 1.0 : (sum < 0 ? -1.0 : 0.0);
+  }
+}
 } // namespace
 
 double ExpNonPositive(double x)
@@ -412,6 +442,52 @@ PetscErrorCode LogApplyFromColumns(OTSolver::Impl &impl, PetscInt nfields, Kerne
   PetscCall(TransposeColumnsToRows(impl, nfields, impl.work_col.data(), impl.work_row.data()));
   PetscCall(
       LogConvolveLines(impl, nfields * L.local_rows, row_kernel, impl.work_row.data(), out_row));
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+PetscErrorCode SignedLogConvolveLines(OTSolver::Impl &impl, PetscInt nlines,
+                                      const LineKernel &kernel, const double *in, double *out)
+{
+  const PetscInt length = kernel.length, n = nlines * length;
+
+  PetscFunctionBeginUser;
+  PetscCall(PetscLogEventBegin(impl.events.line_pass, 0, 0, 0, 0));
+  std::vector<double> terms(length);
+  for (PetscInt l = 0; l < nlines; ++l)
+    SignedLogConvolveLine(length, kernel.logk.data(), in + l * length, in + n + l * length,
+                          out + l * length, out + n + l * length, terms.data());
+  PetscCall(PetscLogFlops(36.0 * nlines * length * length));
+  PetscCall(PetscLogEventEnd(impl.events.line_pass, 0, 0, 0, 0));
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+
+PetscErrorCode SignedLogApplyFromRows(OTSolver::Impl &impl, const double *in_row, double *out_col)
+{
+  const SlabLayout &L = impl.layout;
+
+  PetscFunctionBeginUser;
+  impl.work_row.resize(2 * L.n_row_layout + 1);
+  impl.work_col.resize(2 * L.n_col_layout + 1);
+  PetscCall(
+      SignedLogConvolveLines(impl, L.local_rows, impl.row_plain, in_row, impl.work_row.data()));
+  PetscCall(TransposeRowsToColumns(impl, 2, impl.work_row.data(), impl.work_col.data()));
+  PetscCall(
+      SignedLogConvolveLines(impl, L.local_cols, impl.col_plain, impl.work_col.data(), out_col));
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+
+PetscErrorCode SignedLogApplyFromColumns(OTSolver::Impl &impl, const double *in_col,
+                                         double *out_row)
+{
+  const SlabLayout &L = impl.layout;
+
+  PetscFunctionBeginUser;
+  impl.work_row.resize(2 * L.n_row_layout + 1);
+  impl.work_col.resize(2 * L.n_col_layout + 1);
+  PetscCall(
+      SignedLogConvolveLines(impl, L.local_cols, impl.col_plain, in_col, impl.work_col.data()));
+  PetscCall(TransposeColumnsToRows(impl, 2, impl.work_col.data(), impl.work_row.data()));
+  PetscCall(
+      SignedLogConvolveLines(impl, L.local_rows, impl.row_plain, impl.work_row.data(), out_row));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 } // namespace ot_detail

@@ -109,6 +109,10 @@ PetscErrorCode LogApplyFromRows(OTSolver::Impl &impl, PetscInt nfields, KernelWe
                                 const double *in_row, double *out_col);
 PetscErrorCode LogApplyFromColumns(OTSolver::Impl &impl, PetscInt nfields, KernelWeight weight,
                                    const double *in_col, double *out_row);
+// Signed applications of the plain kernel: `in` and `out` hold two fields, log|v| and sign(v).
+PetscErrorCode SignedLogApplyFromRows(OTSolver::Impl &impl, const double *in_row, double *out_col);
+PetscErrorCode SignedLogApplyFromColumns(OTSolver::Impl &impl, const double *in_col,
+                                         double *out_row);
 double ExpNonPositive(double x);
 
 // plan.cpp: products with the plan and its variants, in linear (not log) values.
