@@ -38,8 +38,9 @@ struct SlabLayout
   std::vector<int> to_col_send_counts, to_col_send_displs, to_col_recv_counts, to_col_recv_displs;
 };
 
-/* The log of a 1D Gibbs factor on a line of L cells: logk[i L + j] = log(w(i - j)) - h^2 (i - j)^2
-   / eps, with w = 1 (plain) or w = h^2 (i - j)^2 (cost-weighted, -inf on the diagonal). */
+/* The log of a 1D Gibbs factor on a line of L cells, stored by its 2L - 1 diagonals because it is
+   Toeplitz: entry (i, j) is logk[L - 1 + j - i] = log(w(i - j)) - h^2 (i - j)^2 / eps, with w = 1
+   (plain) or w = h^2 (i - j)^2 (cost-weighted, -inf on the diagonal). */
 struct LineKernel
 {
   PetscInt length = 0;

@@ -191,8 +191,8 @@ namespace
 {
 TEST(OTSinkhorn, SubCommunicatorsSolveIndependently)
 {
-  // Ranks split into groups by parity; each group solves its own problem, as weeks of a training
-  // run would, and must match a serial solve of the same problem.
+  // Ranks split into groups by parity. Each group solves its own problem, as the weeks of a
+  // training run would, and must match a serial solve of the same problem.
   PetscMPIInt rank;
   MPI_Comm group;
   MPI_Comm_rank(PETSC_COMM_WORLD, &rank);
