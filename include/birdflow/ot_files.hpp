@@ -65,7 +65,8 @@ struct OTOutputRecord
   WriteOTOutput - Gathers the slabs on rank 0 and writes them to PartialPath(path), then renames
   it to path. Datasets: `value`, `f`, `g` (nrow x ncol), `gradient_a` and `gradient_b` (with a
   gradient), `iterations`, `marginal_error`, `converged`, `epsilon`, `cell_size`, `quantity`, and
-  `ksp_iterations` for an implicit gradient. On error the partial file is removed. Collective.
+  `ksp_iterations` for an implicit gradient, `iterations_aa` and `iterations_bb` (the
+  self-transport solves) for the divergence. On error the partial file is removed. Collective.
 */
 PetscErrorCode WriteOTOutput(MPI_Comm comm, const std::string &path, const OTOutputRecord &record);
 } // namespace birdflow
