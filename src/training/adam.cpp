@@ -9,11 +9,11 @@ PetscErrorCode AdamOptionsSetFromOptions(MPI_Comm comm, AdamOptions *options)
 {
   PetscFunctionBeginUser;
   PetscOptionsBegin(comm, "adam_", "Adam optimiser", "training");
-  PetscCall(PetscOptionsReal("-adam_beta1", "Decay rate of the first moment", "Adam",
-                             options->beta1, &options->beta1, nullptr));
-  PetscCall(PetscOptionsReal("-adam_beta2", "Decay rate of the second moment", "Adam",
-                             options->beta2, &options->beta2, nullptr));
-  PetscCall(PetscOptionsReal("-adam_epsilon", "Term added to the root of the second moment", "Adam",
+  PetscCall(PetscOptionsReal("-beta1", "Decay rate of the first moment", "Adam", options->beta1,
+                             &options->beta1, nullptr));
+  PetscCall(PetscOptionsReal("-beta2", "Decay rate of the second moment", "Adam", options->beta2,
+                             &options->beta2, nullptr));
+  PetscCall(PetscOptionsReal("-epsilon", "Term added to the root of the second moment", "Adam",
                              options->epsilon, &options->epsilon, nullptr));
   PetscOptionsEnd();
   PetscCheck(options->beta1 >= 0 && options->beta1 < 1, comm, PETSC_ERR_USER_INPUT,

@@ -84,10 +84,9 @@ PetscErrorCode TrainingSettingsSetFromOptions(MPI_Comm comm, TrainingSettings *s
 {
   PetscFunctionBeginUser;
   PetscOptionsBegin(comm, "train_", "Training loop", "training");
-  PetscCall(PetscOptionsInt("-train_progress_interval",
-                            "Print a progress line every this many steps (0: only the summary)",
-                            "Train", settings->progress_interval, &settings->progress_interval,
-                            nullptr));
+  PetscCall(PetscOptionsInt(
+      "-progress_interval", "Print a progress line every this many steps (0: only the summary)",
+      "Train", settings->progress_interval, &settings->progress_interval, nullptr));
   PetscOptionsEnd();
   PetscCheck(settings->progress_interval >= 0, comm, PETSC_ERR_USER_INPUT,
              "invalid -train_progress_interval %" PetscInt_FMT ": use 0 or a positive number",
