@@ -74,7 +74,7 @@ PetscErrorCode Run(const CLI::App &app, const Settings &settings)
   birdflow::TrainingSettings loop;
   birdflow::TrainingHistory warmup_history, history;
   birdflow::MemoryReport memory;
-  double bandwidth;
+  double bandwidth = 0;
   PetscMPIInt size;
   Vec theta, grad;
 
