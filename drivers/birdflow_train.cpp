@@ -25,6 +25,7 @@
 #include "birdflow/species.hpp"
 #include "birdflow/training.hpp"
 
+#include <cstdio>
 #include <string>
 
 namespace
@@ -58,21 +59,29 @@ void AddOptions(CLI::App &app, Settings &s)
   app.set_config("--config", "", "Read these options from a TOML or INI file");
 }
 
+// Returns a value as the user would type it (PETSc's %g prints 1 as "1.").
+std::string Text(double value)
+{
+  char text[64];
+  std::snprintf(text, sizeof(text), "%.10g", value);
+  return text;
+}
+
 PetscErrorCode ValidateSettings(MPI_Comm comm, const Settings &s)
 {
   PetscFunctionBeginUser;
   PetscCheck(s.steps >= 1, comm, PETSC_ERR_USER_INPUT, "invalid --steps %lld: use 1 or more",
              s.steps);
   PetscCheck(s.learning_rate > 0, comm, PETSC_ERR_USER_INPUT,
-             "invalid --learning-rate %g: use a positive value", s.learning_rate);
+             "invalid --learning-rate %s: use a positive value", Text(s.learning_rate).c_str());
   PetscCheck(s.obs_weight >= 0, comm, PETSC_ERR_USER_INPUT,
-             "invalid --obs-weight %g: use 0 or a positive value", s.obs_weight);
+             "invalid --obs-weight %s: use 0 or a positive value", Text(s.obs_weight).c_str());
   PetscCheck(s.dist_weight >= 0, comm, PETSC_ERR_USER_INPUT,
-             "invalid --dist-weight %g: use 0 or a positive value", s.dist_weight);
+             "invalid --dist-weight %s: use 0 or a positive value", Text(s.dist_weight).c_str());
   PetscCheck(s.ent_weight >= 0, comm, PETSC_ERR_USER_INPUT,
-             "invalid --ent-weight %g: use 0 or a positive value", s.ent_weight);
+             "invalid --ent-weight %s: use 0 or a positive value", Text(s.ent_weight).c_str());
   PetscCheck(s.dist_pow > 0, comm, PETSC_ERR_USER_INPUT,
-             "invalid --dist-pow %g: use a positive value", s.dist_pow);
+             "invalid --dist-pow %s: use a positive value", Text(s.dist_pow).c_str());
   PetscCheck(s.seed >= 0, comm, PETSC_ERR_USER_INPUT, "invalid --seed %lld: use 0 or more", s.seed);
   PetscFunctionReturn(PETSC_SUCCESS);
 }
