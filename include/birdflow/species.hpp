@@ -54,13 +54,17 @@ struct SpeciesData {
   ReadSpecies - Reads and validates the geometry, distr and dynamic mask of a preprocessed or
   fitted BirdFlowR file. Collective: every rank returns the same SpeciesData or the same error.
 
-  Accepts int8 or int32 logicals, fixed or variable-length strings, R scalars stored as length-1
+  Accepts int8 or int32 logicals (and h5py enum bools), fixed or variable-length strings, R scalars stored as length-1
   arrays or as HDF5 scalars, and files without the optional metadata groups.
 
-  Errors (PETSC_ERR_FILE_OPEN, PETSC_ERR_FILE_UNEXPECTED or PETSC_ERR_USER_INPUT), each naming the
-  file, the dataset and the offending value: a missing or non-HDF5 file; a missing dataset; shapes
-  that disagree with geom/nrow, geom/ncol or metadata/n_active; NaN, infinite or negative distr; a
-  week whose distr sums to 0 or far from 1; a dynamic mask that disagrees with distr > 0.
+  Errors, each one line naming the file, the dataset and the offending value:
+  - PETSC_ERR_FILE_OPEN: the file is missing, a folder or unreadable;
+  - PETSC_ERR_FILE_UNEXPECTED: not an HDF5 file; a missing dataset; a wrong type; shapes that
+    disagree (distr, geom/dynamic_mask, geom/mask, geom/nrow, geom/ncol, geom/ext); TRUE cells of
+    geom/mask or metadata/n_active that differ from the rows of distr; a logical that is not 0 or 1;
+  - PETSC_ERR_USER_INPUT: NaN, infinite or negative distr; a week whose distr sums to 0 or differs
+    from 1 by more than 1e-6; a dynamic mask that disagrees with distr > 0; a full-year file whose
+    last column does not repeat week 1 exactly.
 */
 PetscErrorCode ReadSpecies(MPI_Comm comm, const std::string &path, SpeciesData *species);
 
@@ -112,11 +116,18 @@ struct TrainingRecord {
   WriteFittedModel - Writes a fitted model that BirdFlowR's import_birdflow() accepts: a copy of
   the input file without `distances`, with float32 marginals/Week{t}_to_{t+1} written by every rank
   for its own rows through parallel HDF5 (nothing is gathered to one rank), and with
-  metadata/hyperparameters, metadata/loss_values and metadata/birdflow_model_date.
+  metadata/hyperparameters, metadata/loss_values, metadata/birdflow_model_date and
+  metadata/birdflow_hpc (record.extra plus `build`, the version and git commit).
 
-  `rows[t]` describes this rank's rows of transition t (t = 0 .. T-2). The file is written to
-  PartialPath(output_path) and renamed at the end; on any error the partial file is removed and an
-  existing file at output_path is left as it was. Collective.
+  `rows[t]` describes this rank's rows of transition t (t = 0 .. T-2); the blocks of all ranks must
+  cover every row exactly once. `record` is taken from rank 0. The input file is species.path, so
+  it must still exist. The file is written to PartialPath(output_path) and renamed at the end; on
+  any error the partial file is removed and an existing file at output_path is left as it was.
+
+  Errors: PETSC_ERR_ARG_WRONG for rows or a record that do not fit the species (also non-finite or
+  negative marginals, loss vectors of different lengths); the reader's errors for the input file;
+  PETSC_ERR_FILE_OPEN or PETSC_ERR_FILE_WRITE when the output cannot be created or written.
+  Collective.
 */
 PetscErrorCode WriteFittedModel(MPI_Comm comm, const SpeciesData &species,
                                 const std::string &output_path,

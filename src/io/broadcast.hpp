@@ -56,8 +56,8 @@ public:
     offset_ += count;
   }
 
-  /* Sends rank 0's buffer to every rank and rewinds it for reading. Collective. */
-  PetscErrorCode Broadcast(MPI_Comm comm);
+  /* Sends the buffer of rank `root` to every rank and rewinds it for reading. Collective. */
+  PetscErrorCode Broadcast(MPI_Comm comm, int root = 0);
 
 private:
   std::vector<char> buffer_;
@@ -67,4 +67,8 @@ private:
 /* Sends rank 0's error (code 0 for none) to every rank and returns it there as one PETSc error
    with the same message. Collective. */
 PetscErrorCode BroadcastError(MPI_Comm comm, PetscErrorCode code, const std::string &message);
+
+/* Returns the error of the lowest rank whose `code` is not 0 on every rank, with that rank's
+   message, or success when no rank has an error. Collective. */
+PetscErrorCode ShareFirstError(MPI_Comm comm, PetscErrorCode code, const std::string &message);
 } // namespace birdflow::io

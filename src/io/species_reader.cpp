@@ -40,9 +40,11 @@ double OptionalNumber(const SpeciesFile &file, const std::string &name)
   return file.ReadNumber(name);
 }
 
+// Returns a non-negative whole number, or -1 when it is absent or stored as a string (R writes
+// "" for NA).
 long long OptionalInteger(const SpeciesFile &file, const std::string &name)
 {
-  if (!file.Exists(name)) return -1;
+  if (!file.Exists(name) || file.IsString(name)) return -1;
   double value = file.ReadNumber(name);
   if (value != std::floor(value) || value < 0)
     throw FileError(PETSC_ERR_FILE_UNEXPECTED, file.Where(name) + " is " + std::to_string(value) +
