@@ -167,7 +167,7 @@ PetscErrorCode Run(const CLI::App &app, const Settings &settings)
   PetscCall(birdflow::CheckOutputPath(comm, settings.output, "--output"));
   PetscCall(birdflow::GetTrainingStages(&stages));
 
-  // 2. Read and validate the species file; every rank holds distr and the distances.
+  // 2. Read and validate the species file; every rank keeps distr and the distances.
   PetscCall(PetscLogStagePush(stages.load));
   PetscCall(birdflow::ReadSpecies(comm, settings.input, &species));
   PetscCall(birdflow::ReadDistances(comm, species, &distances));

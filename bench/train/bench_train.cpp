@@ -3,12 +3,15 @@
   STREAM-style triad measured in the same run, which gives the fraction of the memory-bandwidth
   bound the step reaches.
 
-  A step must move at least kBytesPerParameterStep bytes per parameter:
-    forward   reads Z                                   8
-    backward  reads Z, writes dL/dZ                     16
-    Adam      reads theta, grad, m, v; writes theta, m, v  56
-  (the distance cost, the weekly vectors and write-allocate traffic are left out), so the bound is
-  80 * n_parameters / triad bandwidth.
+  A step must move at least kBytesPerParameterStep = 80 bytes per parameter:
+    forward   reads Z                                        8
+    backward  reads Z and writes dL/dZ                       16
+    Adam      reads theta, grad, m, v and writes theta, m, v  56
+  The distance cost, the weekly vectors and write-allocate traffic are left out. The bound is
+  therefore 80 * n_parameters / (triad bandwidth).
+
+  The sweeps also evaluate exp twice per parameter (forward P_k, reverse P_k again). The run
+  measures exp's throughput on every rank too and reports the time those exps alone take.
 
   Sample runs (bench/train/run.sh runs both):
     mpiexec -n 1 build/bin/bench-train --input data/amewoo/amewoo_2019_80km_preprocessed.hdf5
@@ -21,6 +24,7 @@
 #include "birdflow/training.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -35,7 +39,7 @@ struct Settings
   double triad_mib = 256; // per rank, all three arrays together
 };
 
-// Returns the triad bandwidth (bytes/s) of all ranks running at once: the best of `repeats`.
+// Returns the triad bandwidth (bytes/s) of all ranks running at once, the best of 10 repetitions.
 PetscErrorCode MeasureTriad(MPI_Comm comm, double mib, double *bandwidth)
 {
   PetscMPIInt size;
@@ -63,6 +67,30 @@ PetscErrorCode MeasureTriad(MPI_Comm comm, double mib, double *bandwidth)
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
+// Returns the time of one std::exp call (seconds) with all ranks busy: the best of 3 passes.
+PetscErrorCode MeasureExp(MPI_Comm comm, double *seconds_per_exp)
+{
+  const size_t n = 1 << 22;
+  std::vector<double> z(n), p(n);
+
+  PetscFunctionBeginUser;
+  for (size_t i = 0; i < n; ++i)
+    z[i] = std::sin((double)i) * 3.0;
+  double best = 1e30, sum = 0;
+  for (int repeat = 0; repeat < 3; ++repeat) {
+    PetscCallMPI(MPI_Barrier(comm));
+    double start = MPI_Wtime();
+    for (size_t i = 0; i < n; ++i)
+      sum += (p[i] = std::exp(z[i] - repeat));
+    double local = MPI_Wtime() - start, slowest;
+    PetscCallMPI(MPI_Allreduce(&local, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm));
+    best = std::min(best, slowest);
+  }
+  PetscCheck(sum > 0, comm, PETSC_ERR_PLIB, "exp sum %g is not positive", sum);
+  *seconds_per_exp = best / (double)n;
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+
 PetscErrorCode Run(const CLI::App &app, const Settings &settings)
 {
   MPI_Comm comm = PETSC_COMM_WORLD;
@@ -74,7 +102,7 @@ PetscErrorCode Run(const CLI::App &app, const Settings &settings)
   birdflow::TrainingSettings loop;
   birdflow::TrainingHistory warmup_history, history;
   birdflow::MemoryReport memory;
-  double bandwidth = 0;
+  double bandwidth = 0, seconds_per_exp = 0;
   PetscMPIInt size;
   Vec theta, grad;
 
@@ -97,6 +125,7 @@ PetscErrorCode Run(const CLI::App &app, const Settings &settings)
 
   // 3. The triad, then the timed steps after a warm-up.
   PetscCall(MeasureTriad(comm, settings.triad_mib, &bandwidth));
+  PetscCall(MeasureExp(comm, &seconds_per_exp));
   loop.progress_interval = 0;
   loop.steps = settings.warmup;
   PetscCall(birdflow::Train(objective, loop, &adam, theta, grad, &warmup_history));
@@ -107,12 +136,15 @@ PetscErrorCode Run(const CLI::App &app, const Settings &settings)
   // 4. Report.
   double step_seconds = history.seconds / (double)settings.steps;
   double bound_seconds = kBytesPerParameterStep * (double)chain.layout.n_global / bandwidth;
-  PetscCall(PetscPrintf(comm, "| ranks | parameters | ms per step | triad GB/s | bound ms | "
-                              "fraction of bound | bytes per parameter | peak RSS MiB |\n"));
+  double exp_seconds = 2.0 * (double)memory.max_local_parameters * seconds_per_exp;
   PetscCall(PetscPrintf(
-      comm, "| %d | %" PetscInt_FMT " | %.1f | %.1f | %.1f | %.3f | %.1f | %.0f |\n", size,
-      chain.layout.n_global, 1e3 * step_seconds, bandwidth / 1e9, 1e3 * bound_seconds,
-      bound_seconds / step_seconds, memory.bytes_per_parameter, memory.max_rss_bytes / 1048576.0));
+      comm, "| ranks | parameters | ms per step | triad GB/s | bound ms | "
+            "fraction of bound | exp ns | exp-only ms | bytes per parameter | peak RSS MiB |\n"));
+  PetscCall(PetscPrintf(
+      comm, "| %d | %" PetscInt_FMT " | %.1f | %.1f | %.1f | %.3f | %.1f | %.1f | %.1f | %.0f |\n",
+      size, chain.layout.n_global, 1e3 * step_seconds, bandwidth / 1e9, 1e3 * bound_seconds,
+      bound_seconds / step_seconds, 1e9 * seconds_per_exp, 1e3 * exp_seconds,
+      memory.bytes_per_parameter, memory.max_rss_bytes / 1048576.0));
   PetscCall(birdflow::AdamDestroy(&adam));
   PetscCall(VecDestroy(&grad));
   PetscCall(VecDestroy(&theta));

@@ -1,9 +1,9 @@
 """Trains Saltmarsh Sparrow with birdflow-train on 2 ranks and checks the fitted file.
 
-The run takes BirdFlowPy's hyperparameters of the bundled fit from a --config file and must
-produce a file that passes tests/io/check_fitted_file.py, with a last logged loss at most 1% above
-BirdFlowPy's, the hyperparameters and our run settings recorded, and a distribution correlation
-with S&T no lower than BirdFlowPy's minus 0.005. It also checks that
+The run takes BirdFlowPy's hyperparameters of the bundled fit from a --config file. Its output
+must pass tests/io/check_fitted_file.py and record the hyperparameters and our run settings. Its
+last logged loss must be at most 1% above BirdFlowPy's, and its distribution correlation with S&T
+at least BirdFlowPy's minus 0.005. It also checks that
 scripts/distribution_correlation.py reproduces BirdFlowR's value for BirdFlowPy's fit.
 """
 import os

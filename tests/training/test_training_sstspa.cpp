@@ -58,7 +58,7 @@ TEST(RankCounts, SstspaTrajectoryMatches)
   EXPECT_LE(worst, 1e-10);
 }
 
-TEST(Sstspa, FinalLossWithinOnePercentOfBirdFlowPy)
+TEST(Sstspa, FinalLossNearBirdFlowPy)
 {
   SpeciesData species;
   std::vector<double> distances;
