@@ -138,7 +138,7 @@ public:
 };
 
 /* L_obs = sum_t ||mu_t - y_t||^2 over all T time points, y_t = distr restricted to week t's cells.
-   Every rank holds every target, so Evaluate needs no communication. */
+   Every rank keeps every target, so Evaluate needs no communication. */
 class L2LocationLoss : public LocationLoss
 {
 public:

@@ -263,6 +263,7 @@ PetscErrorCode MarkovChainForward(MarkovChain *chain, Vec theta, Vec transition_
     PetscCall(AllreduceDoubleDouble(chain->comm, column_sums.data(), (int)column_sums.size()));
     for (size_t j = 0; j < column_sums.size(); ++j)
       chain->mu[k + 1][j] = column_sums[j].Value();
+    // An estimate: 12 flops per entry plus exp, counted as 8.
     flops += 20.0 * layout.row_count[k] * layout.n_cells[k + 1];
   }
   PetscCall(VecRestoreArrayRead(theta, &values));

@@ -26,7 +26,7 @@ void AddMarginalEntropyDerivative(const MarkovChain &chain,
 }
 
 // Reverse step of transition k on the owned rows: writes dL/dZ_k into `grad_block` and the owned
-// entries of c into `row_expectation`. When `p_stored` is true, `grad_block` holds P_k on entry.
+// entries of c into `row_expectation`. When `p_stored` is true, `grad_block` contains P_k on entry.
 void BackwardTransition(MarkovChain *chain, PetscInt k, const PetscScalar *z_block, bool p_stored,
                         PetscScalar *grad_block, double *row_expectation)
 {
@@ -94,7 +94,7 @@ PetscErrorCode MarkovChainBackward(MarkovChain *chain, Vec theta,
     for (PetscInt l = 0; l < layout.row_count[k]; ++l)
       owned[l] += direct[k][start + l];
     PetscCall(detail::AllgatherWeek(*chain, k, owned.data(), &chain->grad_mu[k]));
-    flops += 16.0 * layout.row_count[k] * layout.n_cells[k + 1];
+    flops += 10.0 * layout.row_count[k] * layout.n_cells[k + 1]; // P_k read from storage
   }
 
   // dL/dz0 = pi (g_1 - <pi, g_1>) on the owned entries of z0.

@@ -5,6 +5,23 @@
 
 namespace birdflow
 {
+namespace
+{
+PetscErrorCode GetAdamEvent(PetscLogEvent *event)
+{
+  static PetscLogEvent id = -1;
+  PetscClassId class_id;
+
+  PetscFunctionBeginUser;
+  if (id < 0) {
+    PetscCall(PetscClassIdRegister("Adam", &class_id));
+    PetscCall(PetscLogEventRegister("AdamUpdate", class_id, &id));
+  }
+  *event = id;
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+} // namespace
+
 PetscErrorCode AdamOptionsSetFromOptions(MPI_Comm comm, AdamOptions *options)
 {
   PetscFunctionBeginUser;
@@ -51,8 +68,11 @@ PetscErrorCode AdamUpdate(Adam *adam, Vec grad, Vec theta)
   const PetscScalar *g;
   PetscScalar *x, *m, *v;
   PetscInt n;
+  PetscLogEvent event;
 
   PetscFunctionBeginUser;
+  PetscCall(GetAdamEvent(&event));
+  PetscCall(PetscLogEventBegin(event, 0, 0, 0, 0));
   adam->step += 1;
   // theta -= lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / (1 - beta1^s), v_hat likewise.
   const double m_scale = 1.0 / (1.0 - std::pow(o.beta1, (double)adam->step));
@@ -72,6 +92,7 @@ PetscErrorCode AdamUpdate(Adam *adam, Vec grad, Vec theta)
   PetscCall(VecRestoreArray(theta, &x));
   PetscCall(VecRestoreArrayRead(grad, &g));
   PetscCall(PetscLogFlops(12.0 * n));
+  PetscCall(PetscLogEventEnd(event, 0, 0, 0, 0));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 } // namespace birdflow
