@@ -45,6 +45,10 @@ struct SpeciesData {
   std::vector<std::vector<PetscInt>> week_cells; // per t: active indices with dynamic_mask TRUE
   bool has_distances = false;  // the file holds `distances` (preprocessed files do)
   bool has_marginals = false;  // the file holds marginals/Week{t}_to_{t+1} (fitted files do)
+  // Paths that BirdFlowR's import_birdflow() requires but the file lacks (for example the
+  // metadata and species groups). A fitted model written from this file copies the input, so it
+  // would lack them too: drivers should warn before training when this is not empty.
+  std::vector<std::string> missing_import_paths;
 
   PetscInt CellsInWeek(PetscInt t) const { return (PetscInt)week_cells[t].size(); }
   double Distr(PetscInt active, PetscInt t) const { return distr[active * n_timesteps + t]; }

@@ -3,6 +3,7 @@
 #include "birdflow/driver.hpp"
 #include "hdf5_file.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <set>
@@ -129,8 +130,42 @@ private:
   Hid file_;
 };
 
+// Copies one attribute of the input's root group to the output's root group (H5Ocopy copies
+// objects with their attributes, but the root group itself cannot be copied).
+herr_t CopyRootAttribute(hid_t input_root, const char *name, const H5A_info_t *, void *output_root)
+{
+  Hid attribute(H5Aopen(input_root, name, H5P_DEFAULT), H5Aclose);
+  Hid type(H5Aget_type(attribute.get()), H5Tclose);
+  Hid space(H5Aget_space(attribute.get()), H5Sclose);
+  if (!attribute.valid() || !type.valid() || !space.valid()) return -1;
+  hssize_t count = H5Sget_simple_extent_npoints(space.get());
+  std::vector<unsigned char> buffer((size_t)std::max<hssize_t>(count, 1) * H5Tget_size(type.get()));
+  if (H5Aread(attribute.get(), type.get(), buffer.data()) < 0) return -1;
+  hid_t target = *static_cast<hid_t *>(output_root);
+  Hid copy(H5Acreate2(target, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  herr_t status = copy.valid() ? H5Awrite(copy.get(), type.get(), buffer.data()) : -1;
+  // Variable-length members were allocated by H5Aread and must be released.
+  if (H5Tdetect_class(type.get(), H5T_VLEN) > 0 || H5Tis_variable_str(type.get()) > 0)
+    H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, buffer.data());
+  return status;
+}
+
+void CopyRootAttributes(const SpeciesFile &input, const OutputFile &output)
+{
+  Hid input_root(H5Gopen2(input.id(), "/", H5P_DEFAULT), H5Gclose);
+  Hid output_root(H5Gopen2(output.id(), "/", H5P_DEFAULT), H5Gclose);
+  hid_t target = output_root.get();
+  if (!input_root.valid() || !output_root.valid() ||
+      H5Aiterate2(input_root.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, CopyRootAttribute,
+                  &target) < 0)
+    throw FileError(PETSC_ERR_FILE_WRITE, input.path() +
+                                              ": cannot copy the attributes of the root group "
+                                              "into the fitted file");
+}
+
 void CopyInput(const SpeciesFile &input, const OutputFile &output)
 {
+  CopyRootAttributes(input, output);
   for (const std::string &name : RootNames(input)) {
     if (kSkippedRootObjects.count(name)) continue;
     if (H5Ocopy(input.id(), name.c_str(), output.id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)

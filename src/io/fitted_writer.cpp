@@ -188,7 +188,10 @@ PetscErrorCode WriteMarginals(MPI_Comm comm, const SpeciesData &species, const s
   Hid access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   H5Pset_fapl_mpio(access.get(), comm, MPI_INFO_NULL);
   Hid file(H5Fopen(partial.c_str(), H5F_ACC_RDWR, access.get()), H5Fclose);
-  if (!file.valid()) failure = partial + ": cannot open for parallel writing";
+  if (!file.valid())
+    failure = partial + ": cannot open for parallel writing; check that the folder is on a file "
+                        "system all ranks share (on one without locking, set "
+                        "HDF5_USE_FILE_LOCKING=FALSE)";
   PetscCall(io::ShareFirstError(comm, failure.empty() ? 0 : PETSC_ERR_FILE_OPEN, failure));
 
   Hid group(H5Gcreate2(file.get(), "marginals", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);

@@ -120,7 +120,8 @@ SpeciesFile::SpeciesFile(const std::string &path) : path_(path)
   if (!file_.valid())
     throw FileError(PETSC_ERR_FILE_OPEN,
                     Format("%s: HDF5 cannot open the file; check that it is complete and not "
-                           "being written",
+                           "being written (on a file system without locking, set "
+                           "HDF5_USE_FILE_LOCKING=FALSE)",
                            path.c_str()));
 }
 

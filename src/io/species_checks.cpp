@@ -66,8 +66,9 @@ PetscErrorCode CheckStaticMask(MPI_Comm comm, const RawSpecies &raw)
              raw.ncol.size() == 1 ? Number(raw.ncol[0]).c_str() : "not a single value");
   std::vector<unsigned long long> expected{(unsigned long long)nrow, (unsigned long long)ncol};
   PetscCheck(raw.mask_shape == expected, comm, PETSC_ERR_FILE_UNEXPECTED,
-             "%s: dataset geom/mask has shape %s but geom/nrow and geom/ncol give %s", path,
-             ShapeText(raw.mask_shape).c_str(), ShapeText(expected).c_str());
+             "%s: dataset geom/mask has shape %s but geom/nrow and geom/ncol give %s; the file is "
+             "inconsistent, re-export it with BirdFlowR",
+             path, ShapeText(raw.mask_shape).c_str(), ShapeText(expected).c_str());
 
   long long active = 0;
   for (size_t k = 0; k < raw.mask.size(); ++k) {
@@ -202,6 +203,7 @@ void FillSpecies(const RawSpecies &raw, SpeciesData *species)
   species->ebird_version_year = raw.ebird_version_year;
   species->has_distances = raw.has_distances;
   species->has_marginals = raw.has_marginals;
+  species->missing_import_paths = raw.missing_import_paths;
 
   Grid &grid = species->grid;
   grid.nrow = (PetscInt)raw.nrow[0];

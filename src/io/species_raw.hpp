@@ -20,6 +20,7 @@ struct RawSpecies
   std::vector<double> distr;
   long long metadata_n_active = -1, metadata_n_timesteps = -1;
   bool has_distances = false, has_marginals = false;
+  std::vector<std::string> missing_import_paths;
 };
 
 /* Tolerance on |sum of distr over the cells of a week - 1|. BirdFlowR normalises every week in

@@ -52,6 +52,57 @@ long long OptionalInteger(const SpeciesFile &file, const std::string &name)
   return (long long)value;
 }
 
+// Returns the paths that import_birdflow() (BirdFlowR, file version 3) requires in every file
+// and that `file` lacks.
+std::vector<std::string> MissingImportPaths(const SpeciesFile &file)
+{
+  static const char *required[] = {"geom",
+                                   "geom/nrow",
+                                   "geom/ncol",
+                                   "geom/res",
+                                   "geom/ext",
+                                   "geom/crs",
+                                   "geom/mask",
+                                   "geom/dynamic_mask",
+                                   "transitions",
+                                   "dates",
+                                   "distr",
+                                   "species",
+                                   "species/species_code",
+                                   "species/scientific_name",
+                                   "species/common_name",
+                                   "species/breeding_quality",
+                                   "species/breeding_start",
+                                   "species/breeding_end",
+                                   "species/nonbreeding_quality",
+                                   "species/nonbreeding_start",
+                                   "species/nonbreeding_end",
+                                   "species/postbreeding_migration_quality",
+                                   "species/postbreeding_migration_start",
+                                   "species/postbreeding_migration_end",
+                                   "species/prebreeding_migration_quality",
+                                   "species/prebreeding_migration_start",
+                                   "species/prebreeding_migration_end",
+                                   "metadata",
+                                   "metadata/has_marginals",
+                                   "metadata/has_transitions",
+                                   "metadata/has_distr",
+                                   "metadata/n_transitions",
+                                   "metadata/n_active",
+                                   "metadata/n_timesteps",
+                                   "metadata/ebird_version_year",
+                                   "metadata/ebird_release_year",
+                                   "metadata/ebird_access_end_date",
+                                   "metadata/birdflow_preprocess_date",
+                                   "metadata/birdflow_model_date",
+                                   "metadata/is_sparse",
+                                   "metadata/birdflow_version"};
+  std::vector<std::string> missing;
+  for (const char *name : required)
+    if (!file.Exists(name)) missing.push_back(name);
+  return missing;
+}
+
 // Reads everything ReadSpecies needs, as stored. Throws FileError.
 RawSpecies ReadRawSpecies(const std::string &path)
 {
@@ -79,6 +130,7 @@ RawSpecies ReadRawSpecies(const std::string &path)
   raw.metadata_n_timesteps = OptionalInteger(file, "metadata/n_timesteps");
   raw.has_distances = file.Exists("distances");
   raw.has_marginals = file.Exists("marginals");
+  raw.missing_import_paths = MissingImportPaths(file);
   return raw;
 }
 
@@ -104,6 +156,9 @@ void PackRaw(const RawSpecies &raw, Packer *packer)
   packer->Put(raw.metadata_n_timesteps);
   packer->Put(raw.has_distances);
   packer->Put(raw.has_marginals);
+  packer->Put((unsigned long long)raw.missing_import_paths.size());
+  for (const std::string &name : raw.missing_import_paths)
+    packer->Put(name);
 }
 
 void UnpackRaw(Packer *packer, RawSpecies *raw)
@@ -128,6 +183,11 @@ void UnpackRaw(Packer *packer, RawSpecies *raw)
   packer->Get(&raw->metadata_n_timesteps);
   packer->Get(&raw->has_distances);
   packer->Get(&raw->has_marginals);
+  unsigned long long missing = 0;
+  packer->Get(&missing);
+  raw->missing_import_paths.resize(missing);
+  for (std::string &name : raw->missing_import_paths)
+    packer->Get(&name);
 }
 
 // Runs `read` on rank 0 with HDF5's own error printing off, turns a FileError into one PETSc error

@@ -231,6 +231,33 @@ TEST(WriteFittedModel, RoundTripPassesRhdf5Import)
 #endif
 }
 
+TEST(WriteFittedModel, RootAttributesAreKept)
+{
+  Inputs inputs;
+  ASSERT_TRUE(AllRanks(ReadInputs(&inputs)));
+  TempFolder folder;
+  std::string input = folder.File("with_attributes.hdf5");
+  std::string output = folder.File("fitted_with_attributes.hdf5");
+  std::string python = std::string(BIRDFLOW_PYTHON) + " -c \"import h5py, numpy, shutil, sys; ";
+  ASSERT_TRUE(CommandSucceeds(
+      python + "shutil.copyfile(sys.argv[1], sys.argv[2]); f = h5py.File(sys.argv[2], 'r+'); " +
+      "f.attrs['title'] = numpy.bytes_('fixed'); f.attrs['note'] = 'variable'; " +
+      "f.attrs['numbers'] = [1.0, 2.0, 3.0]\" '" + DataPath(kInput) + "' '" + input + "'"));
+
+  SpeciesData species;
+  ASSERT_TRUE(AllRanks(birdflow::ReadSpecies(PETSC_COMM_WORLD, input, &species) == 0));
+  std::vector<MarginalRows> rows = SplitRows(species, inputs.marginals);
+  auto result = CaptureError([&] {
+    return birdflow::WriteFittedModel(PETSC_COMM_WORLD, species, output, rows, SampleRecord());
+  });
+  ASSERT_TRUE(AllRanks(result.code == 0)) << result.message;
+  EXPECT_TRUE(CommandSucceeds(
+      python + "f = h5py.File(sys.argv[1], 'r'); " +
+      "assert f.attrs['title'] == b'fixed', f.attrs['title']; " +
+      "assert f.attrs['note'] == 'variable', f.attrs['note']; " +
+      "assert list(f.attrs['numbers']) == [1.0, 2.0, 3.0], f.attrs['numbers']\" '" + output + "'"));
+}
+
 TEST(WriteFittedModel, FailedWriteKeepsExistingOutput)
 {
   Inputs inputs;
@@ -252,6 +279,21 @@ TEST(WriteFittedModel, FailedWriteKeepsExistingOutput)
       << result.message;
   EXPECT_TRUE(AllRanks(!fs::exists(birdflow::PartialPath(output))));
   EXPECT_TRUE(AllRanks(FileText(output) == "previous model\n"));
+}
+
+TEST(WriteFittedModel, MissingOutputFolderIsRejected)
+{
+  Inputs inputs;
+  ASSERT_TRUE(AllRanks(ReadInputs(&inputs)));
+  TempFolder folder;
+  std::string output = folder.File("no_such_folder/model.hdf5");
+  std::vector<MarginalRows> rows = SplitRows(inputs.species, inputs.marginals);
+  auto result = CaptureError([&] {
+    return birdflow::WriteFittedModel(PETSC_COMM_WORLD, inputs.species, output, rows,
+                                      SampleRecord());
+  });
+  ASSERT_TRUE(AllRanks(result.code == PETSC_ERR_FILE_OPEN)) << result.message;
+  EXPECT_NE(result.message.find("cannot create the file"), std::string::npos) << result.message;
 }
 
 TEST(WriteFittedModel, RowGapIsRejected)

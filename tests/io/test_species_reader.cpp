@@ -54,6 +54,7 @@ TEST(ReadSpecies, SaltmarshSparrowCounts)
   EXPECT_EQ(species.ebird_version_year, 2023);
   EXPECT_TRUE(species.has_distances);
   EXPECT_FALSE(species.has_marginals);
+  EXPECT_TRUE(species.missing_import_paths.empty());
   std::vector<PetscInt> counts = WeekCounts(species);
   std::vector<PetscInt> first{43, 43, 42, 42, 38, 39, 38, 36};
   EXPECT_TRUE(std::equal(first.begin(), first.end(), counts.begin()));
@@ -113,6 +114,7 @@ TEST(ReadSpecies, RedWingedBlackbirdCounts)
   EXPECT_EQ(species.grid.nrow, 28);
   EXPECT_EQ(species.grid.ncol, 25);
   EXPECT_EQ(species.ebird_version_year, 2021);
+  EXPECT_TRUE(species.missing_import_paths.empty());
   std::vector<PetscInt> counts = WeekCounts(species);
   std::vector<PetscInt> first{235, 233, 230, 232, 231, 229, 224, 224};
   EXPECT_TRUE(std::equal(first.begin(), first.end(), counts.begin()));
@@ -132,6 +134,7 @@ TEST(ReadSpecies, AmericanWoodcockCounts)
   EXPECT_EQ(species.species_code, "amewoo");
   // ebird_release_year is "" in this file; the reader must not trip over it.
   EXPECT_EQ(species.ebird_version_year, 2019);
+  EXPECT_TRUE(species.missing_import_paths.empty());
   std::vector<PetscInt> counts = WeekCounts(species);
   std::vector<PetscInt> first{327, 338, 371, 396, 436, 459, 490, 523};
   EXPECT_TRUE(std::equal(first.begin(), first.end(), counts.begin()));

@@ -7,6 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+
 using birdflow::SpeciesData;
 using birdflow::testing::AllRanks;
 using birdflow::testing::CaptureError;
@@ -63,7 +67,10 @@ TEST(SpeciesVariants, GoodVariantsReadAsOriginal)
     if (std::string(name) == "good_no_optional_metadata") {
       EXPECT_EQ(variant.species_code, "");
       EXPECT_EQ(variant.ebird_version_year, 0);
+      EXPECT_EQ(variant.missing_import_paths.front(), "geom/crs");
+      EXPECT_EQ(variant.missing_import_paths.size(), 1u + 16u + 14u);
     } else {
+      EXPECT_TRUE(variant.missing_import_paths.empty());
       EXPECT_EQ(variant.species_code, "sstspa");
       EXPECT_EQ(variant.common_name, "Saltmarsh Sparrow");
       EXPECT_EQ(variant.ebird_version_year, 2023);
@@ -96,6 +103,28 @@ TEST(SpeciesVariants, MissingFileIsRejected)
       CaptureError([&] { return birdflow::ReadSpecies(PETSC_COMM_WORLD, path, &species); });
   ASSERT_TRUE(AllRanks(result.code == PETSC_ERR_FILE_OPEN));
   EXPECT_NE(result.message.find(path + ": file not found"), std::string::npos) << result.message;
+}
+
+TEST(SpeciesVariants, TruncatedFileIsRejected)
+{
+  // The first half of a real file: the superblock is intact but the datasets are cut off.
+  std::string path = VariantPath("truncated_copy");
+  int rank;
+  MPI_Comm_rank(PETSC_COMM_WORLD, &rank);
+  if (rank == 0) {
+    std::ifstream in(DataPath("sstspa/sstspa_2023_100km_preprocessed.hdf5"), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(path, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
+  MPI_Barrier(PETSC_COMM_WORLD);
+  SpeciesData species;
+  auto result =
+      CaptureError([&] { return birdflow::ReadSpecies(PETSC_COMM_WORLD, path, &species); });
+  ASSERT_TRUE(AllRanks(result.code != 0));
+  EXPECT_NE(result.message.find(path), std::string::npos) << result.message;
+  EXPECT_EQ(result.message.find('\n'), std::string::npos) << result.message;
+  MPI_Barrier(PETSC_COMM_WORLD);
+  if (rank == 0) std::remove(path.c_str());
 }
 
 TEST(SpeciesVariants, FolderIsRejected)
