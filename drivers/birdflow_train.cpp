@@ -26,6 +26,7 @@
 #include "birdflow/training.hpp"
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 namespace
@@ -83,6 +84,10 @@ PetscErrorCode ValidateSettings(MPI_Comm comm, const Settings &s)
   PetscCheck(s.dist_pow > 0, comm, PETSC_ERR_USER_INPUT,
              "invalid --dist-pow %s: use a positive value", Text(s.dist_pow).c_str());
   PetscCheck(s.seed >= 0, comm, PETSC_ERR_USER_INPUT, "invalid --seed %lld: use 0 or more", s.seed);
+  std::error_code error;
+  PetscCheck(!std::filesystem::equivalent(s.input, s.output, error), comm, PETSC_ERR_USER_INPUT,
+             "--output %s is the input file; give another path so the input is kept",
+             s.output.c_str());
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
