@@ -75,8 +75,8 @@ def check(name, ranks, result, words, output_path):
 def main():
     data = os.environ["BIRDFLOW_DATA_DIR"]
     source = os.path.join(data, SOURCE)
-    here = os.path.dirname(os.path.abspath(__file__))
-    maker = os.path.join(here, "..", "scripts", "make_species_variants.py")
+    test_dir = os.path.dirname(os.path.abspath(__file__))
+    maker = os.path.join(test_dir, "..", "scripts", "make_species_variants.py")
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         variants = os.path.join(tmp, "variants")
