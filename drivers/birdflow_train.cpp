@@ -166,6 +166,7 @@ birdflow::TrainingRecord MakeRecord(MPI_Comm comm, const Settings &s,
   record.loss_obs = history.obs;
   record.loss_dist = history.dist;
   record.loss_ent = history.ent;
+  record.loss_w2 = history.w2;
   record.extra["location_loss"] = s.location_loss;
   record.extra["obs_weight"] = Text(objective.obs_weight);
   if (objective.w2) {

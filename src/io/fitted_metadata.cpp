@@ -199,6 +199,7 @@ void WriteLossValues(const OutputFile &output, const TrainingRecord &record)
   output.WriteDoubles("metadata/loss_values/obs", record.loss_obs);
   output.WriteDoubles("metadata/loss_values/dist", record.loss_dist);
   output.WriteDoubles("metadata/loss_values/ent", record.loss_ent);
+  if (!record.loss_w2.empty()) output.WriteDoubles("metadata/loss_values/w2", record.loss_w2);
 }
 
 void WriteRunSettings(const OutputFile &output, const TrainingRecord &record)

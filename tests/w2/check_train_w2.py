@@ -36,8 +36,10 @@ def read_extra(path):
         group = fitted["metadata/birdflow_hpc"]
         extra = {name: text_of(group[name][()]) for name in group}
         total = np.array(fitted["metadata/loss_values/total"])
+        w2 = np.array(fitted["metadata/loss_values/w2"]) if "w2" in fitted["metadata/loss_values"] \
+            else None
         obs_weight = float(np.ravel(fitted["metadata/hyperparameters/obs_weight"])[0])
-    return extra, total, obs_weight
+    return extra, total, obs_weight, w2
 
 
 def check_w2_run(source, tmp, failures):
@@ -65,7 +67,7 @@ def check_w2_run(source, tmp, failures):
                            capture_output=True, text=True)
     if check.returncode != 0:
         failures.append("check_fitted_file.py: " + check.stdout.strip())
-    extra, total, obs_weight = read_extra(output)
+    extra, total, obs_weight, w2 = read_extra(output)
     expected = {"location_loss": "w2", "w2_weight": "1e-05", "w2_quantity": "divergence",
                 "w2_epsilon_km2": "10000", "w2_epsilon_relative": "1", "obs_weight": "0",
                 "w2_groups": "2", "ot_tol": "1e-07"}
@@ -75,7 +77,9 @@ def check_w2_run(source, tmp, failures):
     if obs_weight != 0:
         failures.append(f"hyperparameters/obs_weight is {obs_weight}, not 0 for a W2-only loss")
     if len(total) != 6 or not total[-1] < total[0]:
-        failures.append(f"loss_values/total {total} has not 6 decreasing-overall values")
+        failures.append(f"loss_values/total {total}: expected 6 values, the last below the first")
+    if w2 is None or len(w2) != 6 or not w2[-1] < w2[0]:
+        failures.append(f"loss_values/w2 {w2}: expected 6 values, the last below the first")
 
 
 def check_mix_sharp_run(source, tmp, failures):
@@ -89,7 +93,7 @@ def check_mix_sharp_run(source, tmp, failures):
         return
     if not re.search(r"ksp [1-9]\d*", result.stdout):
         failures.append("the sharp run reports no KSP iterations")
-    extra, _, obs_weight = read_extra(output)
+    extra, _, obs_weight, _ = read_extra(output)
     for key, value in {"location_loss": "mix", "w2_quantity": "sharp", "w2_epsilon_km2": "40000",
                        "w2_epsilon_relative": "4", "w2_groups": "1"}.items():
         if extra.get(key) != value:
