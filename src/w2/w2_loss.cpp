@@ -73,8 +73,8 @@ PetscErrorCode W2LocationLoss::Setup(MPI_Comm comm, const SpeciesData &species,
   PetscCheck(settings.groups <= size, comm, PETSC_ERR_USER_INPUT,
              "invalid -w2_groups %" PetscInt_FMT ": at most the %d ranks", settings.groups, size);
 
-  // 1. Week groups: contiguous blocks of ranks; week t goes to the group of rank floor(t size / T)
-  //    so that each group gets weeks in proportion to its ranks.
+  // 1. Week groups are contiguous blocks of ranks. Week t goes to the group of rank
+  //    floor(t size / T), so each group gets weeks in proportion to its ranks.
   comm_ = comm;
   settings_ = settings;
   n_timesteps_ = T;
@@ -89,6 +89,7 @@ PetscErrorCode W2LocationLoss::Setup(MPI_Comm comm, const SpeciesData &species,
 
   // 2. One OT solver per group on the whole raster; -ot_ options apply to every group.
   PetscCall(solver_.Setup(group_comm_, grid.nrow, grid.ncol, grid.xres / 1000.0));
+  solver_.Settings().tolerance = settings.ot_tolerance;
   PetscCall(solver_.SetFromOptions());
   ot_settings_ = solver_.Settings();
 
@@ -111,12 +112,11 @@ PetscErrorCode W2LocationLoss::Setup(MPI_Comm comm, const SpeciesData &species,
   targets_.assign(T, {});
   for (PetscInt t = 0; t < T; ++t) {
     if (week_group_[t] != group_) continue;
-    targets_[t].resize(slab_active_.size());
+    targets_[t].assign(slab_active_.size(), kNaN);
     for (size_t i = 0; i < slab_active_.size(); ++i) {
       PetscInt active = slab_active_[i];
-      targets_[t][i] = active < 0                 ? kNaN
-                       : position_[t][active] < 0 ? 0.0
-                                                  : species.Distr(active, t);
+      if (active < 0) continue;
+      targets_[t][i] = position_[t][active] < 0 ? 0.0 : species.Distr(active, t);
     }
   }
   warm_.assign(T, OTWarmStart());
@@ -128,11 +128,12 @@ PetscErrorCode W2LocationLoss::Setup(MPI_Comm comm, const SpeciesData &species,
 void W2LocationLoss::FillSlab(PetscInt t, const std::vector<double> &mu_t,
                               std::vector<double> *a) const
 {
-  a->resize(slab_active_.size());
+  a->assign(slab_active_.size(), kNaN);
   for (size_t i = 0; i < slab_active_.size(); ++i) {
     PetscInt active = slab_active_[i];
-    PetscInt state = active < 0 ? -1 : position_[t][active];
-    (*a)[i] = active < 0 ? kNaN : state < 0 ? 0.0 : mu_t[state];
+    if (active < 0) continue;
+    PetscInt state = position_[t][active];
+    (*a)[i] = state < 0 ? 0.0 : mu_t[state];
   }
 }
 
