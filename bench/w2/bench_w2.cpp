@@ -1,12 +1,12 @@
 /*
   bench-w2: time of the W2 location loss in training, per week-group layout.
 
-  For each number of week groups G in --groups (1: all ranks solve every week's grid together;
-  the rank count: one rank per group, each solving its own weeks alone; values in between combine
-  both), the run trains the same chain from the same initial logits for --steps Adam steps with
-  the W2 loss (warm-started potentials) and times each step's W2 evaluation and the whole step.
-  The first step starts Sinkhorn cold and is reported apart. With --cold it also repeats the first
-  layout without warm starts, which measures the Sinkhorn iterations that warm starts save.
+  For each number of week groups G in --groups, the run trains the same chain from the same
+  initial logits for --steps Adam steps with the W2 loss (warm-started potentials). It times each
+  step's W2 evaluation and the whole step. G = 1 puts all ranks on every week's grid, G = ranks
+  gives each rank its own weeks, and values in between combine both. The first step starts
+  Sinkhorn cold and is reported apart. With --cold the run also repeats the first layout without
+  warm starts, which measures the Sinkhorn iterations that warm starts save.
 
   Sample runs (bench/w2/run.sh runs the documented set):
     mpiexec -n 2 build/bin/bench-w2 --input data/sstspa/sstspa_2023_100km_preprocessed.hdf5 \

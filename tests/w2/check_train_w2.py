@@ -4,7 +4,7 @@
   Sinkhorn and KSP counts, the loss decreases, and the fitted file passes
   tests/io/check_fitted_file.py and records the location loss, weights, eps and quantity.
 - `--location-loss mix --w2-quantity sharp --epsilon 40000` for 2 steps: KSP iterations appear
-  and the record holds eps = 4 h^2.
+  and the record contains eps = 4 h^2.
 - Bad W2 options end with one error line, a non-zero exit and no output file.
 """
 import os
