@@ -35,6 +35,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 namespace
@@ -87,10 +88,12 @@ void AddOptions(CLI::App &app, Settings &s)
                  "W2 loss per week: divergence (S_eps) or sharp (<C, P_eps>)")
       ->check(CLI::IsMember({"divergence", "sharp"}))
       ->capture_default_str();
-  auto *epsilon = app.add_option("--epsilon", s.epsilon, "Entropic regularisation eps in km^2");
+  auto *epsilon = app.add_option("--epsilon", s.epsilon, "Entropic regularisation eps in km^2")
+                      ->check(CLI::PositiveNumber);
   app.add_option("--epsilon-relative", s.epsilon_relative,
                  "eps as a multiple of the squared cell side h^2 (default 1 when --epsilon is "
                  "not given)")
+      ->check(CLI::PositiveNumber)
       ->excludes(epsilon);
   app.set_config("--config", "", "Read these options from a TOML or INI file");
 }
@@ -126,6 +129,10 @@ PetscErrorCode ValidateSettings(MPI_Comm comm, const Settings &s)
   PetscCheck(s.epsilon_relative >= 0 && std::isfinite(s.epsilon_relative), comm,
              PETSC_ERR_USER_INPUT, "invalid --epsilon-relative %s: use a positive value",
              Text(s.epsilon_relative).c_str());
+  std::error_code error;
+  PetscCheck(!std::filesystem::equivalent(s.input, s.output, error), comm, PETSC_ERR_USER_INPUT,
+             "--output %s is the input file; give another path so the input is kept",
+             s.output.c_str());
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 

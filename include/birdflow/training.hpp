@@ -81,7 +81,7 @@ struct TrainingSettings
 */
 PetscErrorCode TrainingSettingsSetFromOptions(MPI_Comm comm, TrainingSettings *settings);
 
-/* What a training run produced, besides the parameters. */
+/* Loss history and timing of a training run. */
 struct TrainingHistory
 {
   std::vector<double> total, obs, dist, ent; // step s: at the parameters before update s
@@ -95,7 +95,7 @@ struct TrainingHistory
 /*
   Train - Runs settings.steps Adam steps from `theta`: at step s it evaluates the loss and gradient
   at theta_s, logs them, then updates to theta_{s+1}. Rank 0 prints a progress line every
-  settings.progress_interval steps. On return `theta` holds theta_steps, and the chain's forward
+  settings.progress_interval steps. On return `theta` contains theta_steps, and the chain's forward
   state and history.final_parts belong to it. `grad` is work space. Collective.
 */
 PetscErrorCode Train(Objective &objective, const TrainingSettings &settings, Adam *adam, Vec theta,

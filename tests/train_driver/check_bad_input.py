@@ -7,7 +7,9 @@ left hanging). The bad files come from tests/scripts/make_species_variants.py.
 Environment: BIRDFLOW_BIN_DIR, BIRDFLOW_DATA_DIR, BIRDFLOW_PYTHON, BIRDFLOW_MPIEXEC and
 BIRDFLOW_MPIEXEC_FLAGS (a CMake list), as ctest sets them.
 """
+import filecmp
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,7 +66,6 @@ def check(name, ranks, result, words, output_path):
         if missing:
             problems.append(f"error line {lines[0]!r} does not name {missing}")
     folder, base = os.path.split(output_path)
-    # An option case may write elsewhere; look for any file it could have left.
     leftovers = [f for f in os.listdir(folder) if base in f] if os.path.isdir(folder) else []
     if leftovers:
         problems.append(f"left files {leftovers}")
@@ -74,8 +75,8 @@ def check(name, ranks, result, words, output_path):
 def main():
     data = os.environ["BIRDFLOW_DATA_DIR"]
     source = os.path.join(data, SOURCE)
-    here = os.path.dirname(os.path.abspath(__file__))
-    maker = os.path.join(here, "..", "scripts", "make_species_variants.py")
+    test_dir = os.path.dirname(os.path.abspath(__file__))
+    maker = os.path.join(test_dir, "..", "scripts", "make_species_variants.py")
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         variants = os.path.join(tmp, "variants")
@@ -85,6 +86,10 @@ def main():
                  for name, extra, words in FILE_CASES]
         cases.append(("missing_file", os.path.join(tmp, "absent.hdf5"), [], ["absent.hdf5"]))
         cases += [(name, source, extra, words) for name, extra, words in OPTION_CASES]
+        # The output path names the input file itself, through a copy so the data stay intact.
+        same = os.path.join(tmp, "same_file.hdf5")
+        shutil.copyfile(source, same)
+        cases.append(("output_is_input", same, ["--output", same], ["--output", same, "input"]))
         for ranks in (1, 2):
             for name, input_path, extra, words in cases:
                 output_path = os.path.join(tmp, f"{name}_{ranks}.hdf5")
@@ -93,7 +98,12 @@ def main():
                 except subprocess.TimeoutExpired:
                     failures.append(f"{name} on {ranks} rank(s): no exit in {TIME_LIMIT_SECONDS} s")
                     continue
-                found = check(name, ranks, result, words, output_path)
+                if name == "output_is_input":
+                    found = check(name, ranks, result, words, os.path.join(tmp, "absent.out"))
+                    if not filecmp.cmp(same, source, shallow=False):
+                        found.append(f"{name} on {ranks} rank(s): the input file was changed")
+                else:
+                    found = check(name, ranks, result, words, output_path)
                 failures += found
                 status = "FAIL" if found else "ok"
                 line = [l for l in result.stderr.splitlines() if l.startswith("birdflow-train:")]

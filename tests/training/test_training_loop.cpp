@@ -111,5 +111,6 @@ TEST(RankCounts, SyntheticTrajectoryMatches)
   std::vector<double> distances = birdflow::testing::SyntheticDistances(species);
   double worst = birdflow::testing::LargestRankCountDifference(species, distances,
                                                                ChainPenalty{0.05, 0.02, 0.7}, 50);
+  PetscPrintf(PETSC_COMM_WORLD, "largest relative loss difference from 1 rank: %.3e\n", worst);
   EXPECT_LE(worst, 1e-10);
 }
