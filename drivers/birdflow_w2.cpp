@@ -106,6 +106,9 @@ PetscErrorCode PrintSummary(MPI_Comm comm, const Options &options, const birdflo
                         options.epsilon, options.epsilon / (h * h), input.nrow, input.ncol,
                         report.iterations, report.marginal_error,
                         report.converged ? "converged" : "NOT converged"));
+  if (options.quantity == "divergence")
+    PetscCall(PetscPrintf(comm, ", self terms %" PetscInt_FMT " and %" PetscInt_FMT " iterations",
+                          report.iterations_aa, report.iterations_bb));
   if (options.gradient && options.quantity == "sharp")
     PetscCall(PetscPrintf(comm, ", KSP %" PetscInt_FMT " iterations (%s)", report.ksp_iterations,
                           KSPConvergedReasons[report.ksp_reason]));

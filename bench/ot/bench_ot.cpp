@@ -6,11 +6,12 @@
         Times OT_eps(a, b) for the datasets a and b of FILE (the problem bench/ot/pot_dense.py
         gives POT) and prints one line: seconds (best of R), iterations, marginal error, value.
     --mode scaling [--sizes 64,128,256,512,1024] [--timing-iterations 5] [--converge-max 256]
-        [--fine-max 128]
+        [--fine-max 128] [--parts timing,iterations,implicit]
         On N x N grids over the unit square (h = 1/N) with two Gaussian blobs:
-        1. time per Sinkhorn iteration at fixed eps = 0.01 against the separable term count
-           4 N^3 (two half-iterations of two line passes, N^2 outputs of N terms each);
-        2. iterations to the marginal error 1e-9 with and without annealing and over-relaxation,
+        1. time per Sinkhorn iteration at eps = 0.01 and eps/h^2 = 1 against the separable term
+  count 4 N^3 (two half-iterations of two line passes, N^2 outputs of N terms each);
+        2. iterations to the marginal error 1e-9 with and without annealing (factor 0.5, stage
+           tolerance 1e-3) and over-relaxation,
            at eps = 0.01 (N <= --converge-max) and at eps / h^2 = 1 (N <= --fine-max);
         3. the implicit gradient of the sharp cost: KSP iterations and time against the forward
            solve (same sizes as 2).
@@ -24,7 +25,9 @@
 #include "birdflow/ot_files.hpp"
 #include "birdflow/petsc_compat.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -38,6 +41,7 @@ struct Options
   double cell_size = 1, epsilon = 0.01;
   int repeat = 3, timing_iterations = 5, converge_max = 256, fine_max = 128;
   std::vector<int> sizes = {64, 128, 256, 512, 1024};
+  std::vector<std::string> parts = {"timing", "iterations", "implicit"};
 };
 
 // Two Gaussian blobs on an n x n grid over the unit square, as this rank's row slabs.
@@ -62,19 +66,29 @@ void Blobs(const birdflow::OTSolver &solver, int n, std::vector<double> *a, std:
     v /= sb;
 }
 
-// Runs Evaluate and returns its wall time (max over ranks).
+// Runs Evaluate and returns its wall time and this process's CPU time (max over ranks). On a
+// shared machine the CPU time is the steadier of the two.
 PetscErrorCode TimedEvaluate(birdflow::OTSolver &solver, OTQuantity q, const std::vector<double> &a,
                              const std::vector<double> &b, double eps, bool gradient,
-                             birdflow::OTResult *result, double *seconds)
+                             birdflow::OTResult *result, double *seconds,
+                             double *cpu_seconds = nullptr)
 {
   PetscLogDouble start, end;
+  std::clock_t cpu_start, cpu_end;
+  double local[2], global[2];
   PetscFunctionBeginUser;
   PetscCallMPI(MPI_Barrier(PETSC_COMM_WORLD));
   PetscCall(PetscTime(&start));
+  cpu_start = std::clock();
   PetscCall(solver.Evaluate(q, a.data(), b.data(), eps, gradient, nullptr, result));
+  cpu_end = std::clock();
   PetscCallMPI(MPI_Barrier(PETSC_COMM_WORLD));
   PetscCall(PetscTime(&end));
-  *seconds = end - start;
+  local[0] = end - start;
+  local[1] = (double)(cpu_end - cpu_start) / CLOCKS_PER_SEC;
+  PetscCallMPI(MPI_Allreduce(local, global, 2, MPI_DOUBLE, MPI_MAX, PETSC_COMM_WORLD));
+  *seconds = global[0];
+  if (cpu_seconds) *cpu_seconds = global[1];
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
@@ -105,27 +119,32 @@ PetscErrorCode RunPair(const Options &options)
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
-// 1. Time per iteration: plain Sinkhorn, no annealing, a fixed number of iterations.
-PetscErrorCode TimePerIteration(const Options &options, int n)
+// 1. Time per iteration at one eps: plain Sinkhorn, no annealing, a fixed number of iterations.
+PetscErrorCode TimePerIteration(const Options &options, int n, double eps)
 {
   birdflow::OTSolver solver;
   birdflow::OTResult result;
   std::vector<double> a, b;
-  double seconds;
+  double seconds, cpu_seconds;
 
   PetscFunctionBeginUser;
   PetscCall(solver.Setup(PETSC_COMM_WORLD, n, n, 1.0 / n));
   solver.Settings().anneal_factor = 1;
   solver.Settings().omega = 1;
   solver.Settings().tolerance = 1e-300;
-  solver.Settings().max_iterations = options.timing_iterations;
+  // At least --timing-iterations, and enough for about 1e8 terms so the CPU clock resolves it.
+  solver.Settings().max_iterations =
+      std::max<PetscInt>(options.timing_iterations, (PetscInt)(1e8 / ((double)n * n * n)));
   Blobs(solver, n, &a, &b);
-  PetscCall(TimedEvaluate(solver, OTQuantity::kEntropic, a, b, 0.01, false, &result, &seconds));
+  PetscCall(TimedEvaluate(solver, OTQuantity::kEntropic, a, b, eps, false, &result, &seconds,
+                          &cpu_seconds));
   const double per_iteration = seconds / result.report.iterations;
+  const double cpu_per_iteration = cpu_seconds / result.report.iterations;
   const double terms = 4.0 * n * (double)n * n;
-  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "| %d^2 | %" PetscInt_FMT " | %.4g | %.3g | %.3f |\n", n,
-                        result.report.iterations, per_iteration * 1e3, terms,
-                        per_iteration / terms * 1e9));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD,
+                        "| %d^2 | %.4g | %" PetscInt_FMT " | %.4g | %.4g | %.3g | %.3f |\n", n,
+                        eps * n * n, result.report.iterations, per_iteration * 1e3,
+                        cpu_per_iteration * 1e3, terms, cpu_per_iteration / terms * 1e9));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
@@ -144,6 +163,7 @@ PetscErrorCode IterationsToTolerance(int n, double eps)
     double seconds;
     PetscCall(solver.Setup(PETSC_COMM_WORLD, n, n, 1.0 / n));
     solver.Settings().anneal_factor = anneal[v];
+    solver.Settings().anneal_tolerance = 1e-3;
     solver.Settings().omega = omega[v];
     solver.Settings().max_iterations = 100000;
     Blobs(solver, n, &a, &b);
@@ -163,58 +183,72 @@ PetscErrorCode ImplicitAgainstForward(int n, double eps)
   birdflow::OTSolver solver;
   birdflow::OTResult forward, with_gradient;
   std::vector<double> a, b;
-  double t_forward, t_gradient;
+  double t_forward, t_gradient, cpu_forward, cpu_gradient;
 
   PetscFunctionBeginUser;
   PetscCall(solver.Setup(PETSC_COMM_WORLD, n, n, 1.0 / n));
   PetscCall(solver.SetFromOptions());
   Blobs(solver, n, &a, &b);
-  PetscCall(TimedEvaluate(solver, OTQuantity::kSharp, a, b, eps, false, &forward, &t_forward));
-  PetscCall(
-      TimedEvaluate(solver, OTQuantity::kSharp, a, b, eps, true, &with_gradient, &t_gradient));
+  PetscCall(TimedEvaluate(solver, OTQuantity::kSharp, a, b, eps, false, &forward, &t_forward,
+                          &cpu_forward));
+  PetscCall(TimedEvaluate(solver, OTQuantity::kSharp, a, b, eps, true, &with_gradient, &t_gradient,
+                          &cpu_gradient));
+  const double cpu_implicit = cpu_gradient - cpu_forward;
   PetscCall(PetscPrintf(
       PETSC_COMM_WORLD,
       "| %d^2 | %.4g | %" PetscInt_FMT " | %.3g | %" PetscInt_FMT " (%s) | %.3g | %.3f |\n", n,
-      eps * n * n, forward.report.iterations, t_forward, with_gradient.report.ksp_iterations,
-      KSPConvergedReasons[with_gradient.report.ksp_reason], t_gradient - t_forward,
-      (t_gradient - t_forward) / t_forward));
+      eps * n * n, forward.report.iterations, cpu_forward, with_gradient.report.ksp_iterations,
+      KSPConvergedReasons[with_gradient.report.ksp_reason], cpu_implicit,
+      cpu_implicit / cpu_forward));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
 PetscErrorCode RunScaling(const Options &options)
 {
   PetscMPIInt size;
+  auto wanted = [&](const char *part) {
+    return std::find(options.parts.begin(), options.parts.end(), part) != options.parts.end();
+  };
+
   PetscFunctionBeginUser;
   PetscCallMPI(MPI_Comm_size(PETSC_COMM_WORLD, &size));
-  PetscCall(PetscPrintf(PETSC_COMM_WORLD,
-                        "\n%d MPI ranks\n\nTime per iteration, eps = 0.01:\n\n"
-                        "| grid | iterations | ms per iteration | terms 4N^3 | "
-                        "ns per term |\n|---|---|---|---|---|\n",
-                        size));
-  for (int n : options.sizes)
-    PetscCall(TimePerIteration(options, n));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "\n%d MPI ranks\n", size));
+  if (wanted("timing")) {
+    PetscCall(PetscPrintf(PETSC_COMM_WORLD,
+                          "\nTime per iteration:\n\n| grid | eps/h^2 | iterations | wall ms per "
+                          "iteration | CPU ms per iteration | terms 4N^3 | CPU ns per term |\n"
+                          "|---|---|---|---|---|---|---|\n"));
+    for (int n : options.sizes)
+      PetscCall(TimePerIteration(options, n, 0.01));
+    for (int n : options.sizes)
+      PetscCall(TimePerIteration(options, n, 1.0 / ((double)n * n)));
+  }
 
-  PetscCall(
-      PetscPrintf(PETSC_COMM_WORLD,
-                  "\nIterations to marginal error 1e-9:\n\n| grid | eps/h^2 | plain | annealed "
-                  "| over-relaxed | annealed + over-relaxed |\n|---|---|---|---|---|---|\n"));
-  for (int n : options.sizes)
-    if (n <= options.converge_max) {
-      PetscCall(IterationsToTolerance(n, 0.01));
-      if (n <= options.fine_max) PetscCall(IterationsToTolerance(n, 1.0 / ((double)n * n)));
-    }
+  if (wanted("iterations")) {
+    PetscCall(PetscPrintf(PETSC_COMM_WORLD,
+                          "\nIterations to marginal error 1e-9:\n\n| grid | eps/h^2 | plain | "
+                          "annealed | over-relaxed | annealed + over-relaxed |\n"
+                          "|---|---|---|---|---|---|\n"));
+    for (int n : options.sizes)
+      if (n <= options.converge_max) {
+        PetscCall(IterationsToTolerance(n, 0.01));
+        if (n <= options.fine_max) PetscCall(IterationsToTolerance(n, 1.0 / ((double)n * n)));
+      }
+  }
 
-  PetscCall(
-      PetscPrintf(PETSC_COMM_WORLD,
-                  "\nImplicit gradient of the sharp cost (defaults: annealed, over-relaxed, "
-                  "-ot_tol 1e-9, KSP rtol 1e-10):\n\n| grid | eps/h^2 | Sinkhorn iterations | "
-                  "forward s | KSP iterations | implicit s | implicit / forward |\n"
-                  "|---|---|---|---|---|---|---|\n"));
-  for (int n : options.sizes)
-    if (n <= options.converge_max) {
-      PetscCall(ImplicitAgainstForward(n, 0.01));
-      if (n <= options.fine_max) PetscCall(ImplicitAgainstForward(n, 1.0 / ((double)n * n)));
-    }
+  if (wanted("implicit")) {
+    PetscCall(
+        PetscPrintf(PETSC_COMM_WORLD,
+                    "\nImplicit gradient of the sharp cost (default settings, -ot_tol 1e-9, "
+                    "KSP rtol 1e-10):\n\n| grid | eps/h^2 | Sinkhorn iterations | forward CPU "
+                    "s | KSP iterations | implicit CPU s | implicit / forward |\n"
+                    "|---|---|---|---|---|---|---|\n"));
+    for (int n : options.sizes)
+      if (n <= options.converge_max) {
+        PetscCall(ImplicitAgainstForward(n, 0.01));
+        if (n <= options.fine_max) PetscCall(ImplicitAgainstForward(n, 1.0 / ((double)n * n)));
+      }
+  }
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 } // namespace
@@ -235,6 +269,8 @@ int main(int argc, char **argv)
   app.add_option("--converge-max", options.converge_max,
                  "Largest N for the runs to tolerance and the implicit solves at eps = 0.01");
   app.add_option("--fine-max", options.fine_max, "Largest N for the same at eps/h^2 = 1");
+  app.add_option("--parts", options.parts, "Tables to produce: timing, iterations, implicit")
+      ->delimiter(',');
 
   // 2. Run.
   return birdflow::RunDriver(argc, argv, app, nullptr, [&]() -> PetscErrorCode {

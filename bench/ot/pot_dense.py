@@ -2,7 +2,7 @@
 
 Problem: two Gaussian blobs on the unit square (h = 1/64), eps = 0.01 (eps/h^2 = 40.96), the
 squared Euclidean cost. POT 0.8.2 stops when the 2-norm of its column-marginal error, checked
-every 10 iterations, falls below stopThr; bench-ot stops when the L1 norm of its row-marginal
+every 10 iterations, falls below stopThr. bench-ot stops when the L1 norm of its row-marginal
 error falls below -ot_tol. Both get 1e-9, and the script reports both plans' L1 marginal errors.
 
 Usage: OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/ot/pot_dense.py BIN_DIR

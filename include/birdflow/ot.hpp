@@ -22,7 +22,7 @@
 
 namespace birdflow
 {
-/* What OTSolver::Evaluate computes. */
+/* Quantity that OTSolver::Evaluate computes. */
 enum class OTQuantity {
   kEntropic,   // OT_eps(a, b)
   kDivergence, // S_eps(a, b) = OT_eps(a, b) - OT_eps(a, a) / 2 - OT_eps(b, b) / 2
@@ -34,9 +34,9 @@ struct OTSettings
 {
   double tolerance = 1e-9;          // -ot_tol: stop when sum_i |(P 1)_i - a_i| falls below it
   PetscInt max_iterations = 200000; // -ot_max_it: Sinkhorn iterations per eps stage
-  double anneal_factor = 0.5; // -ot_anneal_factor: eps ratio between stages; 1 disables annealing
-  double anneal_init = 0;     // -ot_anneal_init (km^2): first eps; 0 means the squared diameter
-  double anneal_tolerance = 1e-3; // -ot_anneal_tol: marginal error that ends an intermediate stage
+  double anneal_factor = 0.25; // -ot_anneal_factor: eps ratio between stages; 1 disables annealing
+  double anneal_init = 0;      // -ot_anneal_init (km^2): first eps; 0 means the squared diameter
+  double anneal_tolerance = 1e-2; // -ot_anneal_tol: marginal error that ends an intermediate stage
   PetscBool anneal_warm = PETSC_FALSE; // -ot_anneal_warm: anneal even from warm-started potentials
   double omega = 0; // -ot_omega: over-relaxation in [1, 2); 0 adapts it to the observed rate
 };
@@ -112,8 +112,8 @@ public:
     the envelope gradient for kEntropic and kDivergence, the implicit gradient (one KSP solve) for
     kSharp. `warm` may be null. Collective.
 
-    Errors: PETSC_ERR_ARG_OUTOFRANGE for eps <= 0, negative or infinite entries, or sums far from 1;
-    PETSC_ERR_NOT_CONVERGED never: check result->report.converged.
+    Errors: PETSC_ERR_ARG_OUTOFRANGE for eps <= 0, negative or infinite entries, or sums far from 1.
+    A Sinkhorn run that does not converge is no error: check result->report.converged.
   */
   PetscErrorCode Evaluate(OTQuantity quantity, const double *a, const double *b, double eps,
                           bool gradient, OTWarmStart *warm, OTResult *result);

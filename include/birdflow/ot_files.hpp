@@ -10,7 +10,7 @@
 
 namespace birdflow
 {
-/* Two distributions on an nrow x ncol raster, row-major, NaN at masked cells. Every rank holds a
+/* Two distributions on an nrow x ncol raster, row-major, NaN at masked cells. Every rank keeps a
    copy (the driver reads small grids; see the NOTE in ReadOTInput). */
 struct OTInput
 {
@@ -26,8 +26,8 @@ constexpr double kOTSumTolerance = 1e-6;
 /*
   ReadOTInput - Reads the 2D datasets `a` and `b` (any float or integer type, same shape nrow x
   ncol) of an HDF5 file. NaN marks a masked cell of that distribution; a cell may be masked in a
-  and not in b. When the file also holds a 2D dataset `mask` of that shape, cells where it is 0 are
-  masked in both, and a NaN at a cell where it is non-zero is an error. Rank 0 reads and
+  and not in b. When the file also contains a 2D dataset `mask` of that shape, cells where it is 0
+  are masked in both, and a NaN at a cell where it is non-zero is an error. Rank 0 reads and
   broadcasts. Collective: every rank returns the same data or the same error (PETSC_ERR_FILE_OPEN
   for a missing or unreadable file, PETSC_ERR_FILE_UNEXPECTED for a missing dataset or a shape
   mismatch), each naming the file and dataset.
@@ -38,7 +38,7 @@ PetscErrorCode ReadOTInput(MPI_Comm comm, const std::string &path, OTInput *inpu
   SpeciesWeekPair - Builds a (week_a) and b (week_b) from `distr` of a species file, weeks
   numbered from 1. Cells outside geom/mask are masked; active cells outside a week's dynamic mask
   have zero mass. The cell size is xres / 1000 km; xres and yres must agree within 1e-6 relative.
-  Not collective (every rank holds the species data); errors use comm.
+  Not collective (every rank has the species data); errors use comm.
 */
 PetscErrorCode SpeciesWeekPair(MPI_Comm comm, const SpeciesData &species, PetscInt week_a,
                                PetscInt week_b, OTInput *input);
@@ -50,7 +50,8 @@ PetscErrorCode SpeciesWeekPair(MPI_Comm comm, const SpeciesData &species, PetscI
 */
 PetscErrorCode CheckOTInput(MPI_Comm comm, bool normalize, OTInput *input);
 
-/* What birdflow-w2 writes. The vectors are this rank's row slabs (OTSolver layout). */
+/* Contents of a birdflow-w2 result file. The vectors are this rank's row slabs (OTSolver layout).
+ */
 struct OTOutputRecord
 {
   std::string quantity;
@@ -61,10 +62,11 @@ struct OTOutputRecord
 };
 
 /*
-  WriteOTOutput - Gathers the slabs on rank 0 and writes `value`, `f`, `g` (nrow x ncol),
-  `gradient_a` and `gradient_b` (with a gradient), `iterations`, `marginal_error`, `converged`,
-  `epsilon`, `cell_size`, `quantity` and, for an implicit gradient, `ksp_iterations`, to
-  PartialPath(path), then renames it to path. On error the partial file is removed. Collective.
+  WriteOTOutput - Gathers the slabs on rank 0 and writes them to PartialPath(path), then renames
+  it to path. Datasets: `value`, `f`, `g` (nrow x ncol), `gradient_a` and `gradient_b` (with a
+  gradient), `iterations`, `marginal_error`, `converged`, `epsilon`, `cell_size`, `quantity`, and
+  `ksp_iterations` for an implicit gradient, `iterations_aa` and `iterations_bb` (the
+  self-transport solves) for the divergence. On error the partial file is removed. Collective.
 */
 PetscErrorCode WriteOTOutput(MPI_Comm comm, const std::string &path, const OTOutputRecord &record);
 } // namespace birdflow

@@ -208,6 +208,10 @@ std::string WriteOnRoot(const std::string &partial, const OTOutputRecord &record
   ok = ok && WriteString(file.id, "quantity", record.quantity);
   if (record.implicit)
     ok = ok && WriteInteger(file.id, "ksp_iterations", result.report.ksp_iterations);
+  if (record.quantity == "divergence") {
+    ok = ok && WriteInteger(file.id, "iterations_aa", result.report.iterations_aa);
+    ok = ok && WriteInteger(file.id, "iterations_bb", result.report.iterations_bb);
+  }
   if (!ok) return "cannot write the datasets of " + partial + "; check the free disk space";
   if (H5Fflush(file.id, H5F_SCOPE_GLOBAL) < 0) return "cannot flush " + partial;
   return "";

@@ -38,15 +38,16 @@ struct SlabLayout
   std::vector<int> to_col_send_counts, to_col_send_displs, to_col_recv_counts, to_col_recv_displs;
 };
 
-/* The log of a 1D Gibbs factor on a line of L cells: logk[i L + j] = log(w(i - j)) - h^2 (i - j)^2
-   / eps, with w = 1 (plain) or w = h^2 (i - j)^2 (cost-weighted, -inf on the diagonal). */
+/* The log of a 1D Gibbs factor on a line of L cells, stored by its 2L - 1 diagonals because it is
+   Toeplitz: entry (i, j) is logk[L - 1 + j - i] = log(w(i - j)) - h^2 (i - j)^2 / eps, with w = 1
+   (plain) or w = h^2 (i - j)^2 (cost-weighted, -inf on the diagonal). */
 struct LineKernel
 {
   PetscInt length = 0;
   std::vector<double> logk;
 };
 
-/* Which 1D factor carries the cost weight in a separable application: (K o C) = (K_r o C_r) (x) K_c
+/* Placement of the cost weight in a separable application: (K o C) = (K_r o C_r) (x) K_c
    + K_r (x) (K_c o C_c), where the row pass sums over columns (C_c) and the column pass over rows.
  */
 enum class KernelWeight { kPlain, kCostInRowPass, kCostInColumnPass };
@@ -109,6 +110,10 @@ PetscErrorCode LogApplyFromRows(OTSolver::Impl &impl, PetscInt nfields, KernelWe
                                 const double *in_row, double *out_col);
 PetscErrorCode LogApplyFromColumns(OTSolver::Impl &impl, PetscInt nfields, KernelWeight weight,
                                    const double *in_col, double *out_row);
+// Signed applications of the plain kernel: `in` and `out` hold two fields, log|v| and sign(v).
+PetscErrorCode SignedLogApplyFromRows(OTSolver::Impl &impl, const double *in_row, double *out_col);
+PetscErrorCode SignedLogApplyFromColumns(OTSolver::Impl &impl, const double *in_col,
+                                         double *out_row);
 double ExpNonPositive(double x);
 
 // plan.cpp: products with the plan and its variants, in linear (not log) values.

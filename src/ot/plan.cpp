@@ -1,8 +1,8 @@
 // Products with the entropic plan and its relatives, computed through the log-domain kernel.
 //
 // Every product here has the form out_i = exp(row_log_i) sum_j K_ij exp(col_log_j) z_j with K the
-// (possibly cost-weighted) Gibbs kernel. A signed z is split into its positive and negative parts,
-// which travel as two fields of one log-domain application.
+// (possibly cost-weighted) Gibbs kernel. A signed z travels as log|z| and sign(z) through a signed
+// log-sum-exp, so one pass serves both signs.
 #include "ot_internal.hpp"
 
 #include "birdflow/petsc_compat.hpp"
@@ -15,23 +15,20 @@ namespace ot_detail
 {
 namespace
 {
-// Fills two fields: log(max(z, 0)) + base and log(max(-z, 0)) + base.
+// Fills two fields: base + log|z| and sign(z).
 void SplitSigned(PetscInt n, const double *base, const double *z, double *fields)
 {
   for (PetscInt i = 0; i < n; ++i) {
-    fields[i] = z[i] > 0 ? base[i] + std::log(z[i]) : kNegInf;
-    fields[n + i] = z[i] < 0 ? base[i] + std::log(-z[i]) : kNegInf;
+    fields[i] = z[i] != 0 ? base[i] + std::log(std::fabs(z[i])) : kNegInf;
+    fields[n + i] = z[i] > 0 ? 1.0 : (z[i] < 0 ? -1.0 : 0.0);
   }
 }
 
-// out = exp(out_log + t0) - exp(out_log + t1) from the two result fields t.
+// out = sign * exp(out_log + t) from the two result fields (log magnitude, sign).
 void CombineSigned(PetscInt n, const double *out_log, const double *t, double *out)
 {
-  for (PetscInt i = 0; i < n; ++i) {
-    double positive = t[i] == kNegInf ? 0.0 : std::exp(out_log[i] + t[i]);
-    double negative = t[n + i] == kNegInf ? 0.0 : std::exp(out_log[i] + t[n + i]);
-    out[i] = positive - negative;
-  }
+  for (PetscInt i = 0; i < n; ++i)
+    out[i] = t[n + i] == 0 || t[i] == kNegInf ? 0.0 : t[n + i] * std::exp(out_log[i] + t[i]);
 }
 
 // out = exp(out_log + t0) + exp(out_log + t1) from two single-field results.
@@ -61,8 +58,10 @@ PetscErrorCode SignedApplyFromColumns(OTSolver::Impl &impl, KernelWeight weight,
   std::vector<double> fields(2 * n_col + 1), result(2 * n_row + 1);
 
   PetscFunctionBeginUser;
+  PetscCheck(weight == KernelWeight::kPlain, impl.layout.comm, PETSC_ERR_SUP,
+             "signed products support the plain kernel only");
   SplitSigned(n_col, col_log.data(), z_col, fields.data());
-  PetscCall(LogApplyFromColumns(impl, 2, weight, fields.data(), result.data()));
+  PetscCall(SignedLogApplyFromColumns(impl, fields.data(), result.data()));
   CombineSigned(n_row, row_log.data(), result.data(), out_row);
   PetscFunctionReturn(PETSC_SUCCESS);
 }
@@ -76,8 +75,10 @@ PetscErrorCode SignedApplyFromRows(OTSolver::Impl &impl, KernelWeight weight,
   std::vector<double> fields(2 * n_row + 1), result(2 * n_col + 1);
 
   PetscFunctionBeginUser;
+  PetscCheck(weight == KernelWeight::kPlain, impl.layout.comm, PETSC_ERR_SUP,
+             "signed products support the plain kernel only");
   SplitSigned(n_row, row_log.data(), z_row, fields.data());
-  PetscCall(LogApplyFromRows(impl, 2, weight, fields.data(), result.data()));
+  PetscCall(SignedLogApplyFromRows(impl, fields.data(), result.data()));
   CombineSigned(n_col, col_log.data(), result.data(), out_col);
   PetscFunctionReturn(PETSC_SUCCESS);
 }
@@ -91,7 +92,7 @@ PetscErrorCode SignedApplyRowsToRows(OTSolver::Impl &impl, const std::vector<dou
 
   PetscFunctionBeginUser;
   SplitSigned(n_row, in_log.data(), z_row, fields.data());
-  PetscCall(LogApplyFromRows(impl, 2, KernelWeight::kPlain, fields.data(), result_col.data()));
+  PetscCall(SignedLogApplyFromRows(impl, fields.data(), result_col.data()));
   PetscCall(TransposeColumnsToRows(impl, 2, result_col.data(), result_row.data()));
   CombineSigned(n_row, out_log.data(), result_row.data(), out_row);
   PetscFunctionReturn(PETSC_SUCCESS);

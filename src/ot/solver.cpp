@@ -4,7 +4,9 @@
 #include "birdflow/petsc_compat.hpp"
 
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <string>
 
 namespace birdflow
 {
@@ -14,6 +16,14 @@ using ot_detail::kNegInf;
 
 constexpr double kSumTolerance = 1e-6;
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Formats a number for a message (PETSc's own %g prints 3 as "3.").
+std::string Number(double value)
+{
+  char text[64];
+  std::snprintf(text, sizeof(text), "%.10g", value);
+  return text;
+}
 
 // Checks one distribution collectively: entries NaN (masked) or finite and >= 0, sum within
 // kSumTolerance of 1. Returns the sum over all ranks.
@@ -41,14 +51,14 @@ PetscErrorCode CheckDistribution(const ot_detail::SlabLayout &L, const char *nam
     double mine = first_bad == global_bad ? bad_value : 0;
     PetscCallMPI(MPI_Allreduce(&mine, &global_value, 1, MPI_DOUBLE, MPI_SUM, L.comm));
     SETERRQ(L.comm, PETSC_ERR_ARG_OUTOFRANGE,
-            "%s has the value %g at cell (row %" PetscInt_FMT ", column %" PetscInt_FMT
+            "%s has the value %s at cell (row %" PetscInt_FMT ", column %" PetscInt_FMT
             "); entries must be non-negative and finite, or NaN for a masked cell",
-            name, global_value, global_bad / L.ncol, global_bad % L.ncol);
+            name, Number(global_value).c_str(), global_bad / L.ncol, global_bad % L.ncol);
   }
   PetscCall(ot_detail::SumOverRanks(L.comm, local_sum, sum));
   PetscCheck(std::fabs(*sum - 1.0) <= kSumTolerance, L.comm, PETSC_ERR_ARG_OUTOFRANGE,
-             "%s sums to %.10g over its cells, not 1 (tolerance %g); normalise it first", name,
-             *sum, kSumTolerance);
+             "%s sums to %s over its cells, not 1 (tolerance %s); normalise it first", name,
+             Number(*sum).c_str(), Number(kSumTolerance).c_str());
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
@@ -200,7 +210,7 @@ PetscErrorCode OTSolver::Evaluate(OTQuantity quantity, const double *a, const do
 
   // 1. Check and store the inputs; b also goes to the column layout.
   PetscCheck(eps > 0 && std::isfinite(eps), comm, PETSC_ERR_ARG_OUTOFRANGE,
-             "eps = %g km^2 must be positive and finite", eps);
+             "eps = %s km^2 must be positive and finite", Number(eps).c_str());
   PetscCall(CheckDistribution(L, "a", a, &sum_a));
   PetscCall(CheckDistribution(L, "b", b, &sum_b));
   impl.eps = eps;

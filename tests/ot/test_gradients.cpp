@@ -1,6 +1,6 @@
 // Central finite-difference checks along random zero-sum directions: the envelope gradients of
 // OT_eps and S_eps, the implicit gradient of the sharp cost, and the Hessian-vector product of
-// S_eps. Each check asks for a relative error of at most 1e-6.
+// S_eps. Each check requires a relative error of at most 1e-6.
 #include "birdflow/petsc_compat.hpp"
 #include "ot_test_problems.hpp"
 #include "test_helpers.hpp"

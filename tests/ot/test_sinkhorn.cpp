@@ -186,3 +186,45 @@ TEST(OTSinkhorn, RejectsInvalidInput)
   EXPECT_EQ(evaluate(p, 1.0), 0);
 }
 } // namespace
+
+namespace
+{
+TEST(OTSinkhorn, SubCommunicatorsSolveIndependently)
+{
+  // Ranks split into groups by parity. Each group solves its own problem, as the weeks of a
+  // training run would, and must match a serial solve of the same problem.
+  PetscMPIInt rank;
+  MPI_Comm group;
+  MPI_Comm_rank(PETSC_COMM_WORLD, &rank);
+  MPI_Comm_split(PETSC_COMM_WORLD, rank % 2, rank, &group);
+  GridProblem p = BumpProblem(rank % 2 ? 9 : 6, rank % 2 ? 4 : 7, 30.0, true);
+  Gathered grouped, self;
+  ASSERT_EQ(RunSolver(p, OTQuantity::kDivergence, p.h * p.h, true, group, &grouped), 0);
+  ASSERT_EQ(RunSolver(p, OTQuantity::kDivergence, p.h * p.h, true, PETSC_COMM_SELF, &self), 0);
+  bool same =
+      std::fabs(grouped.local.value - self.local.value) <= 1e-10 * std::fabs(self.local.value);
+  same = same && MaxAbsDifference(grouped.gradient_a, self.gradient_a, p.a) < 1e-7 * p.h * p.h;
+  MPI_Comm_free(&group);
+  EXPECT_TRUE(AllRanks(same));
+}
+} // namespace
+
+namespace
+{
+TEST(OTSinkhorn, DegenerateGridShapes)
+{
+  // With 2 or 3 ranks some ranks own no rows or no columns of these grids.
+  for (auto [nrow, ncol] : {std::pair<PetscInt, PetscInt>{1, 1}, {1, 6}, {6, 1}, {2, 2}}) {
+    GridProblem p = BumpProblem(nrow, ncol, 10.0, false);
+    for (OTQuantity q : {OTQuantity::kEntropic, OTQuantity::kDivergence, OTQuantity::kSharp}) {
+      Gathered world, self;
+      ASSERT_EQ(RunSolver(p, q, p.h * p.h, true, PETSC_COMM_WORLD, &world), 0);
+      ASSERT_EQ(RunSolver(p, q, p.h * p.h, true, PETSC_COMM_SELF, &self), 0);
+      bool same = std::fabs(world.local.value - self.local.value) <=
+                  1e-10 * std::max(1.0, std::fabs(self.local.value));
+      same = same && world.local.report.converged && AllFinite(world.gradient_a, p.a);
+      EXPECT_TRUE(AllRanks(same)) << nrow << " x " << ncol << ", quantity " << static_cast<int>(q);
+    }
+  }
+}
+} // namespace
