@@ -69,7 +69,7 @@ PetscErrorCode MeasureLayout(MPI_Comm comm, const birdflow::SpeciesData &species
     double loss;
     PetscCallMPI(MPI_Barrier(comm));
     double start = MPI_Wtime();
-    PetscCall(birdflow::MarkovChainForward(&chain, theta));
+    PetscCall(birdflow::MarkovChainForward(&chain, theta, grad));
     double w2_start = MPI_Wtime();
     PetscCall(w2.Evaluate(chain.mu, &loss, &gradient));
     double w2_seconds = MPI_Wtime() - w2_start;

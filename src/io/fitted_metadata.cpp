@@ -199,7 +199,6 @@ void WriteLossValues(const OutputFile &output, const TrainingRecord &record)
   output.WriteDoubles("metadata/loss_values/obs", record.loss_obs);
   output.WriteDoubles("metadata/loss_values/dist", record.loss_dist);
   output.WriteDoubles("metadata/loss_values/ent", record.loss_ent);
-  if (!record.loss_w2.empty()) output.WriteDoubles("metadata/loss_values/w2", record.loss_w2);
 }
 
 void WriteRunSettings(const OutputFile &output, const TrainingRecord &record)
@@ -209,6 +208,8 @@ void WriteRunSettings(const OutputFile &output, const TrainingRecord &record)
   settings.emplace("build", BuildDescription());
   for (const auto &[key, value] : settings)
     output.WriteString("metadata/birdflow_hpc/" + key, value);
+  // Outside metadata/loss_values, which keeps BirdFlowPy's four columns.
+  if (!record.loss_w2.empty()) output.WriteDoubles("metadata/birdflow_hpc/loss_w2", record.loss_w2);
 }
 } // namespace
 

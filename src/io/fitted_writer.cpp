@@ -99,7 +99,7 @@ std::string CheckRecord(const TrainingRecord &record)
                   "%zu values; BirdFlowR needs the same length",
                   steps, record.loss_obs.size(), record.loss_dist.size(), record.loss_ent.size());
   if (!record.loss_w2.empty() && record.loss_w2.size() != steps)
-    return Format("WriteFittedModel: loss_values w2 has %zu values but total has %zu",
+    return Format("WriteFittedModel: the W2 loss history has %zu values but total has %zu",
                   record.loss_w2.size(), steps);
   for (const auto &entry : record.extra)
     if (entry.first.empty() || entry.first.find_first_of("/.") != std::string::npos)

@@ -34,10 +34,9 @@ def text_of(value):
 def read_extra(path):
     with h5py.File(path, "r") as fitted:
         group = fitted["metadata/birdflow_hpc"]
-        extra = {name: text_of(group[name][()]) for name in group}
+        extra = {name: text_of(group[name][()]) for name in group if name != "loss_w2"}
         total = np.array(fitted["metadata/loss_values/total"])
-        w2 = np.array(fitted["metadata/loss_values/w2"]) if "w2" in fitted["metadata/loss_values"] \
-            else None
+        w2 = np.array(group["loss_w2"]) if "loss_w2" in group else None
         obs_weight = float(np.ravel(fitted["metadata/hyperparameters/obs_weight"])[0])
     return extra, total, obs_weight, w2
 
@@ -79,7 +78,7 @@ def check_w2_run(source, tmp, failures):
     if len(total) != 6 or not total[-1] < total[0]:
         failures.append(f"loss_values/total {total}: expected 6 values, the last below the first")
     if w2 is None or len(w2) != 6 or not w2[-1] < w2[0]:
-        failures.append(f"loss_values/w2 {w2}: expected 6 values, the last below the first")
+        failures.append(f"birdflow_hpc/loss_w2 {w2}: expected 6 values, the last below the first")
 
 
 def check_mix_sharp_run(source, tmp, failures):
