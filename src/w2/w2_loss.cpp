@@ -78,6 +78,8 @@ PetscErrorCode W2LocationLoss::Setup(MPI_Comm comm, const SpeciesData &species,
   comm_ = comm;
   settings_ = settings;
   n_timesteps_ = T;
+  // NOTE: beyond T ranks the default makes groups of several ranks. That this beats leaving ranks
+  // idle is expected, not measured: it needs a parallel efficiency above 1 / (group size).
   groups_ = settings.groups > 0 ? settings.groups : std::min<PetscInt>(size, T);
   group_ = (PetscInt)rank * groups_ / size;
   if (group_comm_ != MPI_COMM_NULL) PetscCallMPI(MPI_Comm_free(&group_comm_));
