@@ -111,6 +111,9 @@ struct TrainingRecord {
   bool normalized = true;
   // One value per step, evaluated before that step's update (BirdFlowPy's convention).
   std::vector<double> loss_total, loss_obs, loss_dist, loss_ent;
+  // The W2 location loss per step (km^2), written as metadata/birdflow_hpc/loss_w2; empty when
+  // training used none.
+  std::vector<double> loss_w2;
   // Our own settings (location loss, rank count, commit, ...), written as string datasets under
   // metadata/birdflow_hpc/, which BirdFlowR ignores.
   std::map<std::string, std::string> extra;

@@ -208,6 +208,8 @@ void WriteRunSettings(const OutputFile &output, const TrainingRecord &record)
   settings.emplace("build", BuildDescription());
   for (const auto &[key, value] : settings)
     output.WriteString("metadata/birdflow_hpc/" + key, value);
+  // Outside metadata/loss_values, which keeps BirdFlowPy's four columns.
+  if (!record.loss_w2.empty()) output.WriteDoubles("metadata/birdflow_hpc/loss_w2", record.loss_w2);
 }
 } // namespace
 

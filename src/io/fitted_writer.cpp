@@ -98,6 +98,9 @@ std::string CheckRecord(const TrainingRecord &record)
     return Format("WriteFittedModel: loss_values total, obs, dist and ent have %zu, %zu, %zu and "
                   "%zu values; BirdFlowR needs the same length",
                   steps, record.loss_obs.size(), record.loss_dist.size(), record.loss_ent.size());
+  if (!record.loss_w2.empty() && record.loss_w2.size() != steps)
+    return Format("WriteFittedModel: the W2 loss history has %zu values but total has %zu",
+                  record.loss_w2.size(), steps);
   for (const auto &entry : record.extra)
     if (entry.first.empty() || entry.first.find_first_of("/.") != std::string::npos)
       return "WriteFittedModel: run setting name '" + entry.first +
