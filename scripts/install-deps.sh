@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkgconf git
   openmpi-bin libopenmpi-dev
   petsc-dev libhdf5-openmpi-dev hdf5-tools
-  libcli11-dev libgtest-dev
+  libcli11-dev libgtest-dev libproj-dev proj-data
   python3 python3-numpy python3-scipy python3-h5py python3-pot python3-sklearn python3-matplotlib
   # rhdf5 lets the I/O tests read fitted files the way BirdFlowR's import_birdflow() does.
   r-base-core r-bioc-rhdf5
