@@ -9,7 +9,8 @@
 #   eval.csv      per-interval metrics (birdflow-eval; a header-only table for species without
 #                 banding data, so only the distribution metrics are filled), summary.csv;
 #   eval.log, eval.seconds.
-# A run whose summary.csv exists is skipped unless FORCE=1, so an interrupted experiment resumes.
+# A run whose summary.csv exists is skipped unless FORCE=1, so an interrupted experiment resumes;
+# a run whose lock folder exists (another launcher is training it) is skipped too.
 #
 # Environment: BUILD (./build), OUT (results/experiment), NP (MPI ranks per run, 1), MPIEXEC
 # (mpiexec), MPIEXEC_FLAGS (empty), LAUNCHER (overrides "$MPIEXEC -n $NP $MPIEXEC_FLAGS", e.g.
@@ -36,6 +37,12 @@ if [ -s "$run_dir/summary.csv" ] && [ "${FORCE:-0}" != 1 ]; then
   echo "run_task.sh: $task already done ($run_dir/summary.csv); FORCE=1 reruns it" >&2
   exit 0
 fi
+# A lock folder keeps two launchers from training the same run at once.
+if ! mkdir "$run_dir/lock" 2>/dev/null; then
+  echo "run_task.sh: $task is running elsewhere ($run_dir/lock exists; remove it if stale)" >&2
+  exit 0
+fi
+trap 'rmdir "$run_dir/lock"' EXIT
 
 # 1. Train.
 rm -f "$run_dir/summary.csv"

@@ -6,8 +6,9 @@ the run is part of the weight search) the same distance and entropy weights: Bir
 averaged hyperparameters. The groups are
 
   base    L2 location loss with the averaged weights, on every species;
-  search  L2 on rewbla over a 3 x 3 grid of dist_weight and ent_weight (factors 1/3, 1, 3 of the
-          averaged values; the centre is `base`);
+  search  L2 on rewbla over dist_weight and ent_weight at factors 1/3, 1 and 3 of the averaged
+          values (the centre is `base`): the full 3 x 3 grid in cluster mode, the centre and its
+          four neighbours along one axis at a time (a plus shape) in full mode;
   w2      W2 location loss (debiased Sinkhorn divergence) over a grid of location-loss weight and
           eps, on the species and grid points that the mode lists.
 
@@ -86,11 +87,12 @@ def build_tasks(mode):
         tasks.append((f"{species}-l2-base", species, "l2", "base", steps,
                       base_options))
     if mode in ("full", "cluster", "tiny"):
-        factors = SEARCH_FACTORS if mode != "tiny" else (1.0 / 3.0, 1.0)
-        for dist_factor, ent_factor in itertools.product(factors, factors):
+        for dist_factor, ent_factor in itertools.product(SEARCH_FACTORS, SEARCH_FACTORS):
             if dist_factor == 1.0 and ent_factor == 1.0:
                 continue
-            if mode == "tiny" and dist_factor != ent_factor:
+            if mode == "full" and dist_factor != 1.0 and ent_factor != 1.0:
+                continue  # plus shape: one weight away from the averaged value at a time
+            if mode == "tiny" and (dist_factor, ent_factor) != (1.0 / 3.0, 1.0 / 3.0):
                 continue
             options = common_options(AVERAGED["dist_weight"] * dist_factor,
                                      AVERAGED["ent_weight"] * ent_factor)
