@@ -4,7 +4,9 @@
 
   The loss is obs_weight * sum_t ||mu_t - y_t||^2 + dist_weight * sum_k <M_k, (d_km/100)^dist_pow>
   - ent_weight * (sum_k H(M_k) - sum_t H(mu_t)), minimised by Adam; the rows of every transition
-  are split over the MPI ranks. See docs/training.md.
+  are split over the MPI ranks. With --location-loss w2 the location term is
+  w2_weight * sum_t S_eps(mu_t, y_t) (or the sharp cost <C, P_eps>) with the squared distance in
+  km^2 between cell centres as the cost; mix adds both location terms. See docs/training.md.
 
   Sample runs:
     mpiexec -n 2 build/bin/birdflow-train \
@@ -15,8 +17,13 @@
         --input data/sstspa/sstspa_2023_100km_preprocessed.hdf5 --output results/sstspa.hdf5 \
         --dist-weight 0.047847 --ent-weight 0.0047847 --dist-pow 0.9 \
         -train_progress_interval 50 -adam_beta2 0.999 -log_view
+    mpiexec -n 2 build/bin/birdflow-train \
+        --input data/sstspa/sstspa_2023_100km_preprocessed.hdf5 --output results/sstspa_w2.hdf5 \
+        --location-loss w2 --w2-weight 1e-5 --epsilon-relative 1 --steps 100 \
+        -ot_tol 1e-6 -w2_groups 2
 
-  PETSc options: -adam_beta1, -adam_beta2, -adam_epsilon, -train_progress_interval, -log_view.
+  PETSc options: -adam_beta1, -adam_beta2, -adam_epsilon, -train_progress_interval, -log_view;
+  with a W2 loss also -w2_groups, -w2_warm_start and the OT solver's -ot_* options.
 */
 #include "birdflow/driver.hpp"
 #include "birdflow/markov.hpp"
@@ -24,7 +31,9 @@
 #include "birdflow/petsc_compat.hpp"
 #include "birdflow/species.hpp"
 #include "birdflow/training.hpp"
+#include "birdflow/w2_loss.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -40,7 +49,19 @@ struct Settings
   double learning_rate = 0.1;
   double obs_weight = 1.0, dist_weight = 1e-2, ent_weight = 1e-4, dist_pow = 0.4;
   long long seed = 17;
+  std::string location_loss = "l2", w2_quantity = "divergence";
+  double w2_weight = 1e-5;
+  double epsilon = 0, epsilon_relative = 0; // at most one is set; neither means 1 h^2
 };
+
+bool UsesL2(const Settings &s)
+{
+  return s.location_loss != "w2";
+}
+bool UsesW2(const Settings &s)
+{
+  return s.location_loss != "l2";
+}
 
 void AddOptions(CLI::App &app, Settings &s)
 {
@@ -56,6 +77,21 @@ void AddOptions(CLI::App &app, Settings &s)
       ->capture_default_str();
   app.add_option("--dist-pow", s.dist_pow, "Exponent of the distance cost")->capture_default_str();
   app.add_option("--seed", s.seed, "Seed of the N(0,1) initial logits")->capture_default_str();
+  app.add_option("--location-loss", s.location_loss,
+                 "Location loss: l2, w2 (Sinkhorn divergence) or mix (weighted sum of both)")
+      ->check(CLI::IsMember({"l2", "w2", "mix"}))
+      ->capture_default_str();
+  app.add_option("--w2-weight", s.w2_weight, "Weight of the W2 location loss (per km^2)")
+      ->capture_default_str();
+  app.add_option("--w2-quantity", s.w2_quantity,
+                 "W2 loss per week: divergence (S_eps) or sharp (<C, P_eps>)")
+      ->check(CLI::IsMember({"divergence", "sharp"}))
+      ->capture_default_str();
+  auto *epsilon = app.add_option("--epsilon", s.epsilon, "Entropic regularisation eps in km^2");
+  app.add_option("--epsilon-relative", s.epsilon_relative,
+                 "eps as a multiple of the squared cell side h^2 (default 1 when --epsilon is "
+                 "not given)")
+      ->excludes(epsilon);
   app.set_config("--config", "", "Read these options from a TOML or INI file");
 }
 
@@ -83,17 +119,42 @@ PetscErrorCode ValidateSettings(MPI_Comm comm, const Settings &s)
   PetscCheck(s.dist_pow > 0, comm, PETSC_ERR_USER_INPUT,
              "invalid --dist-pow %s: use a positive value", Text(s.dist_pow).c_str());
   PetscCheck(s.seed >= 0, comm, PETSC_ERR_USER_INPUT, "invalid --seed %lld: use 0 or more", s.seed);
+  PetscCheck(s.w2_weight >= 0 && std::isfinite(s.w2_weight), comm, PETSC_ERR_USER_INPUT,
+             "invalid --w2-weight %s: use 0 or a positive value", Text(s.w2_weight).c_str());
+  PetscCheck(s.epsilon >= 0 && std::isfinite(s.epsilon), comm, PETSC_ERR_USER_INPUT,
+             "invalid --epsilon %s km^2: use a positive value", Text(s.epsilon).c_str());
+  PetscCheck(s.epsilon_relative >= 0 && std::isfinite(s.epsilon_relative), comm,
+             PETSC_ERR_USER_INPUT, "invalid --epsilon-relative %s: use a positive value",
+             Text(s.epsilon_relative).c_str());
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+
+// Builds the W2 settings: eps in km^2 from --epsilon or --epsilon-relative times h^2 (h = the
+// grid's cell side in km), -w2_ options from the database. Collective.
+PetscErrorCode MakeW2Settings(MPI_Comm comm, const Settings &s,
+                              const birdflow::SpeciesData &species, birdflow::W2Settings *w2)
+{
+  PetscFunctionBeginUser;
+  const double h = species.grid.xres / 1000.0;
+  w2->quantity =
+      s.w2_quantity == "sharp" ? birdflow::OTQuantity::kSharp : birdflow::OTQuantity::kDivergence;
+  if (s.epsilon > 0)
+    w2->epsilon = s.epsilon;
+  else
+    w2->epsilon = (s.epsilon_relative > 0 ? s.epsilon_relative : 1.0) * h * h;
+  PetscCall(birdflow::W2SettingsSetFromOptions(comm, w2));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
 birdflow::TrainingRecord MakeRecord(MPI_Comm comm, const Settings &s,
                                     const birdflow::TrainingHistory &history,
-                                    const birdflow::LocationLoss &location)
+                                    const birdflow::Objective &objective,
+                                    const birdflow::SpeciesData &species)
 {
   int size;
   MPI_Comm_size(comm, &size);
   birdflow::TrainingRecord record;
-  record.obs_weight = s.obs_weight;
+  record.obs_weight = objective.obs_weight;
   record.dist_weight = s.dist_weight;
   record.ent_weight = s.ent_weight;
   record.dist_pow = s.dist_pow;
@@ -105,7 +166,20 @@ birdflow::TrainingRecord MakeRecord(MPI_Comm comm, const Settings &s,
   record.loss_obs = history.obs;
   record.loss_dist = history.dist;
   record.loss_ent = history.ent;
-  record.extra["location_loss"] = location.Name();
+  record.extra["location_loss"] = s.location_loss;
+  record.extra["obs_weight"] = Text(objective.obs_weight);
+  if (objective.w2) {
+    const birdflow::W2LocationLoss &w2 = *objective.w2;
+    const double h = species.grid.xres / 1000.0;
+    record.extra["w2_weight"] = Text(objective.w2_weight);
+    record.extra["w2_quantity"] = s.w2_quantity;
+    record.extra["w2_epsilon_km2"] = Text(w2.Epsilon());
+    record.extra["w2_epsilon_relative"] = Text(w2.Epsilon() / (h * h));
+    record.extra["w2_groups"] = std::to_string(w2.Groups());
+    record.extra["w2_warm_start"] = w2.WarmStart() ? "true" : "false";
+    record.extra["ot_tol"] = Text(w2.SolverSettings().tolerance);
+    record.extra["w2_sinkhorn_iterations"] = std::to_string(w2.TotalReport().sinkhorn_iterations);
+  }
   record.extra["mpi_ranks"] = std::to_string(size);
   record.extra["commit"] = BIRDFLOW_GIT_COMMIT;
   record.extra["version"] = birdflow::BuildDescription();
@@ -115,7 +189,7 @@ birdflow::TrainingRecord MakeRecord(MPI_Comm comm, const Settings &s,
 
 PetscErrorCode PrintSummary(MPI_Comm comm, const Settings &s, const birdflow::MarkovChain &chain,
                             const birdflow::TrainingHistory &history,
-                            const birdflow::MemoryReport &memory)
+                            const birdflow::MemoryReport &memory, PetscInt w2_unconverged)
 {
   int size;
   const birdflow::LossParts &f = history.final_parts;
@@ -136,6 +210,19 @@ PetscErrorCode PrintSummary(MPI_Comm comm, const Settings &s, const birdflow::Ma
                         "  memory %.1f bytes per parameter on the largest rank (allocated), "
                         "peak RSS %.1f MiB\n",
                         memory.bytes_per_parameter, memory.max_rss_bytes / 1048576.0));
+  if (!history.w2.empty()) {
+    PetscInt sinkhorn = 0, ksp = 0;
+    for (size_t i = 0; i < history.w2.size(); ++i) {
+      sinkhorn += history.sinkhorn_iterations[i];
+      ksp += history.ksp_iterations[i];
+    }
+    PetscCall(PetscPrintf(comm,
+                          "  w2 %.6e at the written parameters; %" PetscInt_FMT
+                          " Sinkhorn iterations (%.1f per step), %" PetscInt_FMT " KSP iterations, "
+                          "%" PetscInt_FMT " weekly solves not converged\n",
+                          f.w2, sinkhorn, (double)sinkhorn / (double)history.w2.size(), ksp,
+                          w2_unconverged));
+  }
   PetscCall(PetscPrintf(comm, "  time %.2f s for %lld steps, %.2f ms per step\n", history.seconds,
                         s.steps, 1e3 * history.seconds / (double)s.steps));
   PetscCall(PetscPrintf(comm, "  output %s\n", s.output.c_str()));
@@ -179,7 +266,23 @@ PetscErrorCode Run(const CLI::App &app, const Settings &settings)
   distances.clear();
   distances.shrink_to_fit();
   birdflow::L2LocationLoss location(species);
-  birdflow::Objective objective{&chain, &location, settings.obs_weight};
+  birdflow::Objective objective{&chain, &location, UsesL2(settings) ? settings.obs_weight : 0.0};
+  birdflow::W2LocationLoss w2;
+  if (UsesW2(settings)) {
+    birdflow::W2Settings w2_settings;
+    PetscCall(MakeW2Settings(comm, settings, species, &w2_settings));
+    PetscCall(w2.Setup(comm, species, w2_settings));
+    objective.w2 = &w2;
+    objective.w2_weight = settings.w2_weight;
+    const double h = species.grid.xres / 1000.0;
+    PetscCall(PetscPrintf(comm,
+                          "location loss %s: obs weight %g, w2 weight %g, %s, eps %g km^2 "
+                          "(%g h^2, h = %g km), %" PetscInt_FMT " week groups, -ot_tol %g\n",
+                          settings.location_loss.c_str(), objective.obs_weight, objective.w2_weight,
+                          settings.w2_quantity.c_str(), w2_settings.epsilon,
+                          w2_settings.epsilon / (h * h), h, w2.Groups(),
+                          w2.SolverSettings().tolerance));
+  }
   PetscCall(birdflow::MarkovChainCreateVector(chain, &theta));
   PetscCall(VecDuplicate(theta, &grad));
   PetscCall(birdflow::MarkovChainSetInitialLogits(chain, (unsigned long long)settings.seed, theta));
@@ -197,12 +300,13 @@ PetscErrorCode Run(const CLI::App &app, const Settings &settings)
   PetscCall(PetscLogStagePush(stages.io));
   std::vector<birdflow::MarginalRows> rows;
   PetscCall(birdflow::MarkovChainMarginalRows(chain, theta, grad, &rows));
-  birdflow::TrainingRecord record = MakeRecord(comm, settings, history, location);
+  birdflow::TrainingRecord record = MakeRecord(comm, settings, history, objective, species);
   PetscCall(birdflow::WriteFittedModel(comm, species, settings.output, rows, record));
   PetscCall(PetscLogStagePop());
 
   // 6. Summary.
-  PetscCall(PrintSummary(comm, settings, chain, history, memory));
+  PetscCall(PrintSummary(comm, settings, chain, history, memory,
+                         objective.w2 ? w2.TotalReport().unconverged_weeks : 0));
   PetscCall(VecDestroy(&grad));
   PetscCall(VecDestroy(&theta));
   PetscFunctionReturn(PETSC_SUCCESS);

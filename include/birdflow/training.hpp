@@ -2,6 +2,7 @@
 #pragma once
 
 #include "birdflow/markov.hpp"
+#include "birdflow/w2_loss.hpp"
 
 #include <petscvec.h>
 
@@ -9,20 +10,23 @@
 
 namespace birdflow
 {
-/* The total loss and its parts: total = obs_weight * obs + dist_weight * dist - ent_weight * ent.
- */
+/* The total loss and its parts:
+   total = obs_weight * obs + w2_weight * w2 + dist_weight * dist - ent_weight * ent. */
 struct LossParts
 {
-  double total = 0, obs = 0, dist = 0, ent = 0;
+  double total = 0, obs = 0, dist = 0, ent = 0, w2 = 0;
 };
 
 /* The loss being minimised: the chain with its distance and entropy terms plus a weighted
-   location loss. Neither pointer is owned. */
+   location loss and an optional weighted W2 location loss. No pointer is owned. The location loss
+   is evaluated (and logged) even when obs_weight is 0. */
 struct Objective
 {
   MarkovChain *chain = nullptr;
   LocationLoss *location = nullptr;
   double obs_weight = 1.0;
+  W2LocationLoss *w2 = nullptr;
+  double w2_weight = 0.0;
 };
 
 /*
@@ -82,6 +86,8 @@ struct TrainingHistory
 {
   std::vector<double> total, obs, dist, ent; // step s: at the parameters before update s
   std::vector<double> grad_norm;
+  std::vector<double> w2;                                    // empty without a W2 loss
+  std::vector<PetscInt> sinkhorn_iterations, ksp_iterations; // W2 solver work per step
   LossParts final_parts; // at the final parameters (after the last update)
   double seconds = 0;    // wall time of the loop
 };
@@ -110,11 +116,11 @@ struct MemoryReport
 */
 PetscErrorCode MeasureMemory(const MarkovChain &chain, int n_vectors, MemoryReport *report);
 
-/* Registers (once) and returns the log stages Load, Forward, Backward, Adam and I/O. Not
+/* Registers (once) and returns the log stages Load, Forward, Backward, Adam, W2 and I/O. Not
    collective. */
 struct TrainingStages
 {
-  PetscLogStage load, forward, backward, adam, io;
+  PetscLogStage load, forward, backward, adam, io, w2;
 };
 PetscErrorCode GetTrainingStages(TrainingStages *stages);
 } // namespace birdflow

@@ -9,23 +9,38 @@ namespace birdflow
 {
 namespace
 {
-// Prints the progress line of step s (0-based) on rank 0.
+// Prints the progress line of step s (0-based) on rank 0; with a W2 loss it adds the W2 part and
+// the Sinkhorn and KSP iterations of the step, summed over the weeks.
 PetscErrorCode PrintProgress(MPI_Comm comm, PetscInt s, PetscInt steps, const LossParts &parts,
-                             double grad_norm, double elapsed)
+                             double grad_norm, const W2LocationLoss *w2, double elapsed)
 {
   PetscFunctionBeginUser;
   double left = elapsed / (double)(s + 1) * (double)(steps - s - 1);
-  PetscCall(PetscPrintf(comm,
-                        "step %5" PetscInt_FMT "/%" PetscInt_FMT
-                        "  loss %.6e  obs %.6e  dist %.6e  ent %.6e  |grad| %.3e"
-                        "  elapsed %.1f s  left %.1f s\n",
-                        s + 1, steps, parts.total, parts.obs, parts.dist, parts.ent, grad_norm,
-                        elapsed, left));
+  PetscCall(PetscPrintf(comm, "step %5" PetscInt_FMT "/%" PetscInt_FMT "  loss %.6e  obs %.6e",
+                        s + 1, steps, parts.total, parts.obs));
+  if (w2) PetscCall(PetscPrintf(comm, "  w2 %.6e", parts.w2));
+  PetscCall(
+      PetscPrintf(comm, "  dist %.6e  ent %.6e  |grad| %.3e", parts.dist, parts.ent, grad_norm));
+  if (w2) {
+    const W2Report &report = w2->LastReport();
+    PetscCall(PetscPrintf(comm, "  sinkhorn %" PetscInt_FMT "  ksp %" PetscInt_FMT,
+                          report.sinkhorn_iterations, report.ksp_iterations));
+    if (report.unconverged_weeks > 0)
+      PetscCall(
+          PetscPrintf(comm, " (%" PetscInt_FMT " weeks not converged)", report.unconverged_weeks));
+  }
+  PetscCall(PetscPrintf(comm, "  elapsed %.1f s  left %.1f s\n", elapsed, left));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
-void AppendHistory(const LossParts &parts, double grad_norm, TrainingHistory *history)
+void AppendHistory(const LossParts &parts, double grad_norm, const W2LocationLoss *w2,
+                   TrainingHistory *history)
 {
+  if (w2) {
+    history->w2.push_back(parts.w2);
+    history->sinkhorn_iterations.push_back(w2->LastReport().sinkhorn_iterations);
+    history->ksp_iterations.push_back(w2->LastReport().ksp_iterations);
+  }
   history->total.push_back(parts.total);
   history->obs.push_back(parts.obs);
   history->dist.push_back(parts.dist);
@@ -45,6 +60,7 @@ PetscErrorCode GetTrainingStages(TrainingStages *stages)
     PetscCall(PetscLogStageRegister("Forward", &ids.forward));
     PetscCall(PetscLogStageRegister("Backward", &ids.backward));
     PetscCall(PetscLogStageRegister("Adam", &ids.adam));
+    PetscCall(PetscLogStageRegister("W2", &ids.w2));
     PetscCall(PetscLogStageRegister("I/O", &ids.io));
     registered = true;
   }
@@ -56,8 +72,8 @@ PetscErrorCode EvaluateObjective(Objective &objective, Vec theta, LossParts *par
 {
   MarkovChain *chain = objective.chain;
   TrainingStages stages;
-  double location_loss = 0;
-  std::vector<std::vector<double>> dloss_dmu;
+  double location_loss = 0, w2_loss = 0;
+  std::vector<std::vector<double>> dloss_dmu, dw2_dmu;
 
   PetscFunctionBeginUser;
   PetscCall(GetTrainingStages(&stages));
@@ -65,16 +81,24 @@ PetscErrorCode EvaluateObjective(Objective &objective, Vec theta, LossParts *par
   PetscCall(MarkovChainForward(chain, theta));
   PetscCall(objective.location->Evaluate(chain->mu, &location_loss, grad ? &dloss_dmu : nullptr));
   PetscCall(PetscLogStagePop());
+  if (objective.w2) {
+    PetscCall(PetscLogStagePush(stages.w2));
+    PetscCall(objective.w2->Evaluate(chain->mu, &w2_loss, grad ? &dw2_dmu : nullptr));
+    PetscCall(PetscLogStagePop());
+  }
   parts->obs = location_loss;
+  parts->w2 = w2_loss;
   parts->dist = chain->dist_term;
   parts->ent = chain->ent_term;
-  parts->total = objective.obs_weight * location_loss + MarkovChainPenaltyValue(*chain);
+  parts->total = objective.obs_weight * location_loss + objective.w2_weight * w2_loss +
+                 MarkovChainPenaltyValue(*chain);
   if (!grad) PetscFunctionReturn(PETSC_SUCCESS);
 
   PetscCall(PetscLogStagePush(stages.backward));
-  for (auto &week : dloss_dmu)
-    for (double &d : week)
-      d *= objective.obs_weight;
+  for (size_t t = 0; t < dloss_dmu.size(); ++t)
+    for (size_t i = 0; i < dloss_dmu[t].size(); ++i)
+      dloss_dmu[t][i] = objective.obs_weight * dloss_dmu[t][i] +
+                        (objective.w2 ? objective.w2_weight * dw2_dmu[t][i] : 0.0);
   PetscCall(MarkovChainBackward(chain, theta, dloss_dmu, grad));
   PetscCall(PetscLogStagePop());
   PetscFunctionReturn(PETSC_SUCCESS);
@@ -109,7 +133,7 @@ PetscErrorCode Train(Objective &objective, const TrainingSettings &settings, Ada
     // 1. Loss and gradient at theta_s; this is the value logged for step s.
     PetscCall(EvaluateObjective(objective, theta, &parts, grad));
     PetscCall(VecNorm(grad, NORM_2, &grad_norm));
-    AppendHistory(parts, grad_norm, history);
+    AppendHistory(parts, grad_norm, objective.w2, history);
 
     // 2. theta_{s+1} from Adam.
     PetscCall(PetscLogStagePush(stages.adam));
@@ -119,7 +143,8 @@ PetscErrorCode Train(Objective &objective, const TrainingSettings &settings, Ada
     // 3. Progress on rank 0.
     bool last = s + 1 == settings.steps;
     if (settings.progress_interval > 0 && ((s + 1) % settings.progress_interval == 0 || last))
-      PetscCall(PrintProgress(comm, s, settings.steps, parts, grad_norm, MPI_Wtime() - start));
+      PetscCall(PrintProgress(comm, s, settings.steps, parts, grad_norm, objective.w2,
+                              MPI_Wtime() - start));
   }
   history->seconds = MPI_Wtime() - start;
 
