@@ -52,6 +52,7 @@ struct MarkovChain
   // Forward state, valid after MarkovChainForward.
   std::vector<std::vector<double>> mu;      // full weekly marginals on every rank
   std::vector<std::vector<double>> row_lse; // log-sum-exp of each owned row of Z_k
+  Vec stored_transitions = nullptr;         // vector holding the owned rows of every P_k, or null
   double dist_term = 0;                     // sum_k sum_ij M_k D_k
   double ent_term = 0;                      // sum_k H(M_k) - sum_t H(mu_t)
 
@@ -83,9 +84,11 @@ PetscErrorCode MarkovChainSetInitialLogits(const MarkovChain &chain, unsigned lo
   MarkovChainForward - Computes the weekly marginals mu_t (every rank gets every week), the
   distance term and the entropy term at `theta`. Column sums and the scalar sums use
   double-double partial sums, so the results agree across rank counts to about one rounding.
-  Collective.
+  When `transition_storage` (a parameter-shaped vector) is not null, the owned rows of every P_k
+  are kept in its blocks 1 .. T-1, so that MarkovChainBackward with the same vector as `grad`
+  needs no second exp per entry. Collective.
 */
-PetscErrorCode MarkovChainForward(MarkovChain *chain, Vec theta);
+PetscErrorCode MarkovChainForward(MarkovChain *chain, Vec theta, Vec transition_storage);
 
 /*
   MarkovChainPenaltyValue - Returns dist_weight * dist_term - ent_weight * ent_term of the last
@@ -97,7 +100,8 @@ double MarkovChainPenaltyValue(const MarkovChain &chain);
   MarkovChainBackward - Reverse sweep after MarkovChainForward at the same `theta`. `dloss_dmu`
   holds the derivative of the remaining loss terms (the weighted location loss) with respect to
   each full mu_t; the sweep adds the distance and entropy terms and writes the gradient of the
-  total loss into `grad`. Collective.
+  total loss into `grad`. When `grad` is the forward sweep's `transition_storage`, the stored P_k
+  are read and overwritten; otherwise P_k is recomputed. Collective.
 */
 PetscErrorCode MarkovChainBackward(MarkovChain *chain, Vec theta,
                                    const std::vector<std::vector<double>> &dloss_dmu, Vec grad);

@@ -232,10 +232,10 @@ struct Evaluation
 };
 
 /*
-  EvaluateModel - Evaluates a model held in memory: the species data and its pairwise marginals
-  (every rank holds all of them, row-major n_t x n_{t+1}) against an interval table. Collective.
-  Checks the intervals against the model first (see CheckIntervalsInModel(), `source` names the
-  interval table in messages).
+  EvaluateModel - Evaluates a model in memory against an interval table: the species data and
+  its pairwise marginals, row-major n_t x n_{t+1}, with every marginal on every rank. Collective.
+  Checks the intervals against the model first, as CheckIntervalsInModel() does, and names the
+  table by `source` in messages.
 */
 PetscErrorCode EvaluateModel(MPI_Comm comm, const SpeciesData &species,
                              const std::vector<std::vector<double>> &marginals,

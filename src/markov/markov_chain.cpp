@@ -138,33 +138,36 @@ PetscErrorCode ComputeInitialMarginal(MarkovChain *chain, const PetscScalar *the
 }
 
 // Forward step of transition k on the owned rows: row log-sum-exp, this rank's double-double
-// column sums of M_k, and this rank's distance and entropy sums.
+// column sums of M_k, and this rank's distance and entropy sums. Keeps P_k in `p_block` unless it
+// is null.
 void ForwardTransition(MarkovChain *chain, PetscInt k, const PetscScalar *z_block,
-                       std::vector<DoubleDouble> *column_sums, DoubleDouble *dist,
-                       DoubleDouble *entropy)
+                       PetscScalar *p_block, std::vector<DoubleDouble> *column_sums,
+                       DoubleDouble *dist, DoubleDouble *entropy)
 {
   const ChainLayout &layout = chain->layout;
   const PetscInt n_to = layout.n_cells[k + 1], start = layout.row_start[k];
   const PetscInt *to_cells = chain->week_cells[k + 1].data();
-  double *p = chain->row_work.data();
 
   for (PetscInt l = 0; l < layout.row_count[k]; ++l) {
     const PetscScalar *z = z_block + (size_t)l * n_to;
     const double *cost_row =
         chain->cost.data() + (size_t)chain->week_cells[k][start + l] * chain->n_active;
+    double *p = p_block ? p_block + (size_t)l * n_to : chain->row_work.data();
 
+    // P_ij = exp(Z_ij - max) / sum, with lse_i = max + log(sum).
     double max = z[0], sum = 0;
     for (PetscInt j = 1; j < n_to; ++j)
       max = std::max(max, z[j]);
     for (PetscInt j = 0; j < n_to; ++j)
       sum += (p[j] = std::exp(z[j] - max));
-    double lse = max + std::log(sum);
+    const double inverse_sum = 1.0 / sum, lse = max + std::log(sum);
     chain->row_lse[k][l] = lse;
 
-    double mu_i = chain->mu[k][start + l], log_mu = SafeLog(mu_i), scale = mu_i / sum;
+    const double mu_i = chain->mu[k][start + l], log_mu = SafeLog(mu_i);
     double row_dist = 0, row_entropy = 0;
     for (PetscInt j = 0; j < n_to; ++j) {
-      double m = scale * p[j];
+      p[j] *= inverse_sum;
+      double m = mu_i * p[j];
       AddTo((*column_sums)[j], m);
       row_dist += m * cost_row[to_cells[j]];
       row_entropy -= m * (log_mu + z[j] - lse);
@@ -239,27 +242,32 @@ PetscErrorCode MarkovChainSetInitialLogits(const MarkovChain &chain, unsigned lo
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
-PetscErrorCode MarkovChainForward(MarkovChain *chain, Vec theta)
+PetscErrorCode MarkovChainForward(MarkovChain *chain, Vec theta, Vec transition_storage)
 {
   const ChainLayout &layout = chain->layout;
   const PetscScalar *values;
+  PetscScalar *stored = nullptr;
   DoubleDouble sums[2]; // distance, entropy of the M_k
   double flops = 0;
 
   PetscFunctionBeginUser;
   PetscCall(PetscLogEventBegin(detail::chain_forward_event, 0, 0, 0, 0));
   PetscCall(VecGetArrayRead(theta, &values));
+  if (transition_storage) PetscCall(VecGetArray(transition_storage, &stored));
   PetscCall(ComputeInitialMarginal(chain, values));
   for (PetscInt k = 0; k < layout.Transitions(); ++k) {
     std::vector<DoubleDouble> column_sums(layout.n_cells[k + 1]);
-    ForwardTransition(chain, k, values + layout.block_offset[k + 1], &column_sums, &sums[0],
-                      &sums[1]);
+    PetscScalar *p_block = stored ? stored + layout.block_offset[k + 1] : nullptr;
+    ForwardTransition(chain, k, values + layout.block_offset[k + 1], p_block, &column_sums,
+                      &sums[0], &sums[1]);
     PetscCall(AllreduceDoubleDouble(chain->comm, column_sums.data(), (int)column_sums.size()));
     for (size_t j = 0; j < column_sums.size(); ++j)
       chain->mu[k + 1][j] = column_sums[j].Value();
     flops += 20.0 * layout.row_count[k] * layout.n_cells[k + 1];
   }
   PetscCall(VecRestoreArrayRead(theta, &values));
+  if (transition_storage) PetscCall(VecRestoreArray(transition_storage, &stored));
+  chain->stored_transitions = transition_storage;
   PetscCall(AllreduceDoubleDouble(chain->comm, sums, 2));
   chain->dist_term = sums[0].Value();
   chain->ent_term = sums[1].Value();

@@ -26,8 +26,8 @@ void AddMarginalEntropyDerivative(const MarkovChain &chain,
 }
 
 // Reverse step of transition k on the owned rows: writes dL/dZ_k into `grad_block` and the owned
-// entries of c into `row_expectation`.
-void BackwardTransition(MarkovChain *chain, PetscInt k, const PetscScalar *z_block,
+// entries of c into `row_expectation`. When `p_stored` is true, `grad_block` holds P_k on entry.
+void BackwardTransition(MarkovChain *chain, PetscInt k, const PetscScalar *z_block, bool p_stored,
                         PetscScalar *grad_block, double *row_expectation)
 {
   const ChainLayout &layout = chain->layout;
@@ -35,24 +35,28 @@ void BackwardTransition(MarkovChain *chain, PetscInt k, const PetscScalar *z_blo
   const PetscInt *to_cells = chain->week_cells[k + 1].data();
   const double w_dist = chain->penalty.dist_weight, w_ent = chain->penalty.ent_weight;
   const double *g_next = chain->grad_mu[k + 1].data();
-  double *p = chain->row_work.data(), *g = chain->row_work2.data();
+  double *g = chain->row_work2.data();
 
   for (PetscInt l = 0; l < layout.row_count[k]; ++l) {
     const PetscScalar *z = z_block + (size_t)l * n_to;
+    PetscScalar *grad = grad_block + (size_t)l * n_to;
     const double *cost_row =
         chain->cost.data() + (size_t)chain->week_cells[k][start + l] * chain->n_active;
     const double lse = chain->row_lse[k][l], mu_i = chain->mu[k][start + l];
     const double log_mu = SafeLog(mu_i);
+    double *p = p_stored ? grad : chain->row_work.data();
+    if (!p_stored)
+      for (PetscInt j = 0; j < n_to; ++j)
+        p[j] = std::exp(z[j] - lse);
 
     // G_ij = w_d D_ij + w_e (log M_ij + 1) + g_next_j, with log M_ij = log mu_i + Z_ij - lse_i.
     double c = 0;
     for (PetscInt j = 0; j < n_to; ++j) {
-      p[j] = std::exp(z[j] - lse);
       g[j] = w_dist * cost_row[to_cells[j]] + w_ent * (log_mu + z[j] - lse + 1.0) + g_next[j];
       c += p[j] * g[j];
     }
 
-    PetscScalar *grad = grad_block + (size_t)l * n_to;
+    // p may alias grad; each entry is read before it is overwritten.
     for (PetscInt j = 0; j < n_to; ++j)
       grad[j] = mu_i * p[j] * (g[j] - c);
     row_expectation[l] = c;
@@ -77,13 +81,15 @@ PetscErrorCode MarkovChainBackward(MarkovChain *chain, Vec theta,
   AddMarginalEntropyDerivative(*chain, &direct);
   chain->grad_mu[T - 1] = direct[T - 1];
 
+  const bool p_stored = chain->stored_transitions == grad;
+  chain->stored_transitions = nullptr; // overwritten below
   PetscCall(VecGetArrayRead(theta, &values));
   PetscCall(VecGetArray(grad, &gradient));
   std::vector<double> owned;
   for (PetscInt k = T - 2; k >= 0; --k) {
     PetscInt start = layout.row_start[k];
     owned.resize(layout.row_count[k]);
-    BackwardTransition(chain, k, values + layout.block_offset[k + 1],
+    BackwardTransition(chain, k, values + layout.block_offset[k + 1], p_stored,
                        gradient + layout.block_offset[k + 1], owned.data());
     for (PetscInt l = 0; l < layout.row_count[k]; ++l)
       owned[l] += direct[k][start + l];

@@ -63,7 +63,7 @@ IntervalResult ClassifyInterval(const ForwardModel &model, const Interval &inter
   return result;
 }
 
-// Everything the metrics of one end week need: the S&T column, s'Gs, the distance matrix.
+// Data that the metrics of every interval share: S&T columns, s'Gs per end week, distances.
 struct EndWeekContext
 {
   const std::vector<double> *distance_km;

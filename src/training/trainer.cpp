@@ -78,7 +78,7 @@ PetscErrorCode EvaluateObjective(Objective &objective, Vec theta, LossParts *par
   PetscFunctionBeginUser;
   PetscCall(GetTrainingStages(&stages));
   PetscCall(PetscLogStagePush(stages.forward));
-  PetscCall(MarkovChainForward(chain, theta));
+  PetscCall(MarkovChainForward(chain, theta, grad));
   PetscCall(objective.location->Evaluate(chain->mu, &location_loss, grad ? &dloss_dmu : nullptr));
   PetscCall(PetscLogStagePop());
   if (objective.w2) {

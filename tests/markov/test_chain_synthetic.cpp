@@ -69,7 +69,7 @@ TEST(ChainSynthetic, ParameterCountMatchesWeeks)
 TEST(ChainSynthetic, MarginalsSumToOne)
 {
   SyntheticProblem problem(PETSC_COMM_WORLD);
-  ASSERT_TRUE(AllRanks(MarkovChainForward(&problem.chain, problem.theta) == 0));
+  ASSERT_TRUE(AllRanks(MarkovChainForward(&problem.chain, problem.theta, nullptr) == 0));
   double worst = 0;
   for (const auto &mu : problem.chain.mu) {
     double sum = 0;
@@ -135,7 +135,7 @@ TEST(ChainSynthetic, MarginalRowsMatchForwardMarginals)
   Vec storage;
   VecDuplicate(problem.theta, &storage);
   std::vector<MarginalRows> rows;
-  ASSERT_TRUE(AllRanks(MarkovChainForward(&problem.chain, problem.theta) == 0));
+  ASSERT_TRUE(AllRanks(MarkovChainForward(&problem.chain, problem.theta, nullptr) == 0));
   ASSERT_TRUE(AllRanks(MarkovChainMarginalRows(problem.chain, problem.theta, storage, &rows) == 0));
   // Row sums of the owned rows of M_k equal the owned entries of mu_k.
   double worst = 0;
@@ -148,4 +148,33 @@ TEST(ChainSynthetic, MarginalRowsMatchForwardMarginals)
     }
   VecDestroy(&storage);
   EXPECT_TRUE(AllRanks(worst < 1e-15)) << worst;
+}
+
+TEST(ChainSynthetic, StoredAndRecomputedTransitionsAgree)
+{
+  SyntheticProblem problem(PETSC_COMM_WORLD);
+  Vec stored, recomputed;
+  VecDuplicate(problem.theta, &stored);
+  VecDuplicate(problem.theta, &recomputed);
+  std::vector<std::vector<double>> dloss_dmu;
+  double loss;
+
+  // Gradient with P_k kept by the forward sweep in the gradient's storage.
+  ASSERT_TRUE(AllRanks(MarkovChainForward(&problem.chain, problem.theta, stored) == 0));
+  problem.location.Evaluate(problem.chain.mu, &loss, &dloss_dmu);
+  ASSERT_TRUE(AllRanks(MarkovChainBackward(&problem.chain, problem.theta, dloss_dmu, stored) == 0));
+
+  // Gradient with P_k recomputed in the reverse sweep.
+  ASSERT_TRUE(AllRanks(MarkovChainForward(&problem.chain, problem.theta, nullptr) == 0));
+  ASSERT_TRUE(
+      AllRanks(MarkovChainBackward(&problem.chain, problem.theta, dloss_dmu, recomputed) == 0));
+
+  PetscReal difference, norm;
+  VecNorm(recomputed, NORM_2, &norm);
+  VecAXPY(recomputed, -1.0, stored);
+  VecNorm(recomputed, NORM_2, &difference);
+  EXPECT_LE(difference, 1e-14 * norm);
+  EXPECT_GT(norm, 0.0);
+  VecDestroy(&recomputed);
+  VecDestroy(&stored);
 }
