@@ -7,8 +7,11 @@ For each species with finished runs:
   model, for a spring and an autumn week. A week's marginal is placed on the raster: geom/mask
   gives the active cells in row-major order, geom/dynamic_mask the week's cells among them. The
   three maps of a week share one colour scale.
-* `<species>_loss.png`: the loss curves (metadata/loss_values of each fitted file): the total
-  loss and the location part, on a log scale, for the L2 base run and every W2 run.
+* `<species>_loss.png`: the loss curves of the L2 base run and every W2 run: the total loss and
+  the L2 error sum_t ||mu_t - y_t||^2 per Adam step (metadata/loss_values/total and obs of the
+  fitted file; the trainer records the L2 error in W2 runs too), and the W2 loss sum_t S_eps
+  (km^2) of the W2 runs every 50 steps, read from the progress lines of train.log because the
+  fitted file does not store it.
 
 The spring and autumn weeks are the middle weeks of the species' prebreeding and postbreeding
 migration seasons (species/*_migration_start and _end in the file). A file without these dates
@@ -21,6 +24,7 @@ import argparse
 import csv
 import datetime
 import os
+import re
 import sys
 
 import h5py
@@ -29,6 +33,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "experiment"))
+from tasks import HEADLINE_W2  # noqa: E402
 
 FALLBACK_WEEKS = {"spring": 11, "autumn": 43}
 
@@ -76,52 +83,71 @@ def rasterise(f, values, week):
 
 
 def draw_maps(species, l2_path, w2_path, figure_path):
-    columns = [("S&T", None), ("L2 model", l2_path)]
-    if w2_path:
-        columns.append(("W2 model", w2_path))
+    models = [("L2", l2_path)] + ([("W2", w2_path)] if w2_path else [])
     with h5py.File(l2_path, "r") as f:
         weeks = {season: season_week(f, season) for season in ("spring", "autumn")}
         extent = f["geom/ext"][:]
         dates = [d.decode() for d in f["dates"]["date"]]
-    fig, axes = plt.subplots(2, len(columns), figsize=(3.2 * len(columns), 6.4), squeeze=False)
+    n_columns = 1 + 2 * len(models)
+    fig, axes = plt.subplots(2, n_columns, figsize=(2.9 * n_columns, 6.4), squeeze=False)
     for row, (season, week) in enumerate(weeks.items()):
-        rasters = []
-        for title, path in columns:
-            with h5py.File(path or l2_path, "r") as f:
-                dynamic = f["geom/dynamic_mask"][:, week - 1].astype(bool)
-                values = f["distr"][dynamic, week - 1] if path is None else week_marginal(f, week)
-                rasters.append(rasterise(f, values, week))
-        vmax = max(np.nanmax(r) for r in rasters)
-        for column, ((title, _), raster) in enumerate(zip(columns, rasters)):
+        with h5py.File(l2_path, "r") as f:
+            dynamic = f["geom/dynamic_mask"][:, week - 1].astype(bool)
+            target = rasterise(f, f["distr"][dynamic, week - 1], week)
+        maps = [("S&T", target)]
+        for name, path in models:
+            with h5py.File(path, "r") as f:
+                maps.append((f"{name} model", rasterise(f, week_marginal(f, week), week)))
+        differences = [(f"{title} − S&T", raster - target) for title, raster in maps[1:]]
+        vmax = max(np.nanmax(raster) for _, raster in maps)
+        dmax = max(np.nanmax(np.abs(raster)) for _, raster in differences)
+        panels = [(title, raster, "viridis", 0.0, vmax) for title, raster in maps]
+        panels += [(title, raster, "RdBu_r", -dmax, dmax) for title, raster in differences]
+        for column, (title, raster, cmap, low, high) in enumerate(panels):
             ax = axes[row, column]
             image = ax.imshow(raster, extent=(extent[0], extent[1], extent[2], extent[3]),
-                              origin="upper", cmap="viridis", vmin=0.0, vmax=vmax,
+                              origin="upper", cmap=cmap, vmin=low, vmax=high,
                               interpolation="nearest")
-            ax.set_title(f"{title}, week {week} ({dates[week - 1]})", fontsize=8)
+            ax.set_title(f"{title}\nweek {week} ({dates[week - 1]})", fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.colorbar(image, ax=list(axes[row]), shrink=0.8, label=f"{season}: share of birds")
-    fig.suptitle(f"{species}: model versus eBird S&T")
-    fig.savefig(figure_path, dpi=110)
+            if column in (len(maps) - 1, n_columns - 1):
+                fig.colorbar(image, ax=ax, shrink=0.7,
+                             label="share of birds" if cmap == "viridis" else "difference")
+    fig.suptitle(f"{species}: weekly distribution, models versus eBird S&T "
+                 f"(spring week {weeks['spring']}, autumn week {weeks['autumn']})")
+    fig.savefig(figure_path, dpi=100)
     plt.close(fig)
 
 
+def read_w2_progress(log_path):
+    """Return (steps, W2 loss in km^2) from the progress lines of a birdflow-train log."""
+    steps, values = [], []
+    pattern = re.compile(r"^step\s+(\d+)/\d+\s.*\sw2 ([0-9.eE+-]+)")
+    with open(log_path, errors="replace") as handle:
+        for line in handle:
+            match = pattern.match(line)
+            if match:
+                steps.append(int(match.group(1)))
+                values.append(float(match.group(2)))
+    return np.array(steps), np.array(values)
+
+
 def draw_loss(species, runs, figure_path):
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for label, path in runs:
         with h5py.File(path, "r") as f:
-            group = f["metadata/loss_values"]
-            total = group["total"][:]
-            location = group["obs"][:] if "obs" in group else None
-            for name in ("w2", "location"):
-                if name in group and label.startswith("W2"):
-                    location = group[name][:]
-        steps = np.arange(total.size)
-        axes[0].plot(steps, total, label=label, lw=1)
-        if location is not None:
-            axes[1].plot(steps, np.abs(location), label=label, lw=1)
-    axes[0].set_title("total loss")
-    axes[1].set_title("location loss (L2: sum ||mu_t - y_t||², W2: sum S_eps in km²)")
+            total = f["metadata/loss_values/total"][:]
+            l2_error = f["metadata/loss_values/obs"][:]
+        steps = np.arange(1, total.size + 1)
+        line, = axes[0].plot(steps, np.abs(total), label=label, lw=1)
+        axes[1].plot(steps, l2_error, lw=1, color=line.get_color())
+        w2_steps, w2_values = read_w2_progress(os.path.join(os.path.dirname(path), "train.log"))
+        if w2_steps.size:
+            axes[2].plot(w2_steps, w2_values, "o-", ms=3, lw=1, color=line.get_color())
+    axes[0].set_title("|total loss|")
+    axes[1].set_title("L2 error sum_t ||mu_t - y_t||²")
+    axes[2].set_title("W2 loss sum_t S_eps(mu_t, y_t) (km²)")
     for ax in axes:
         ax.set_yscale("log")
         ax.set_xlabel("Adam step")
@@ -139,8 +165,8 @@ def main(argv):
     parser.add_argument("--out", default="results/experiment")
     parser.add_argument("--figures", default="docs/results/figures")
     parser.add_argument("--w2-task", action="append", default=[],
-                        help="SPECIES=TASK: the W2 run shown on the maps (default: the last W2 "
-                        "run of the species in the task table)")
+                        help="SPECIES=TASK: the W2 run shown on the maps (default: the run with "
+                        "tasks.py's HEADLINE_W2 setting, else the last W2 run of the species)")
     args = parser.parse_args(argv)
     chosen = dict(item.split("=", 1) for item in args.w2_task)
     with open(args.tasks, newline="") as handle:
@@ -158,7 +184,8 @@ def main(argv):
             continue
         w2_tasks = [t for t in tasks if t["species"] == species and t["loss"] == "w2"
                     and fitted(t)]
-        w2_map = next((t for t in w2_tasks if t["task"] == chosen.get(species)),
+        headline = f"{species}-w2-w{HEADLINE_W2[0]:g}-eps{HEADLINE_W2[1]:g}"
+        w2_map = next((t for t in w2_tasks if t["task"] == chosen.get(species, headline)),
                       w2_tasks[-1] if w2_tasks else None)
         draw_maps(species, fitted(base), fitted(w2_map) if w2_map else None,
                   os.path.join(args.figures, f"{species}_maps.png"))

@@ -102,11 +102,45 @@ def marginal_distributions(fitted_path):
     return distr, mask, weeks
 
 
-def weekly_correlations(fitted_path):
-    """Return the Pearson correlation of model and S&T for each start week of a transition."""
+def cell_centres_km(fitted_path):
+    """Return the projected x and y (km) of the active cells' centres, in active-cell order."""
+    with h5py.File(fitted_path, "r") as f:
+        mask = f["geom/mask"][:].astype(bool)
+        xmin, _, _, ymax = f["geom/ext"][:]
+        xres, yres = f["geom/res"][:]
+    rows, cols = np.nonzero(mask)
+    return (xmin + (cols + 0.5) * xres) / 1000.0, (ymax - (rows + 0.5) * yres) / 1000.0
+
+
+def weekly_fit(fitted_path, use_cache=True):
+    """Return per-week fit of the model to S&T, for each start week of a transition.
+
+    cor: Pearson correlation over the week's cells (BirdFlowR's distr_cor); l2: the squared L2
+    error ||mu_t - y_t||^2; w2_km: the exact 2-Wasserstein distance in km (POT's network simplex,
+    no entropy) with the squared distance between projected cell centres as the cost, the cost
+    of the W2 training loss. Cached in the run folder as weekly_fit.json unless use_cache is False.
+    """
+    cache = os.path.join(os.path.dirname(fitted_path), "weekly_fit.json")
+    if use_cache and os.path.exists(cache) and os.path.getmtime(cache) > os.path.getmtime(fitted_path):
+        with open(cache) as handle:
+            return {k: np.array(v) for k, v in json.load(handle).items()}
+    import ot  # POT, only needed here
+
     distr, mask, weeks = marginal_distributions(fitted_path)
-    return np.array([np.corrcoef(model, distr[mask[:, t], t])[0, 1]
-                     for t, model in enumerate(weeks)])
+    x, y = cell_centres_km(fitted_path)
+    fit = {"cor": [], "l2": [], "w2_km": []}
+    for t, model in enumerate(weeks):
+        cells = mask[:, t]
+        target = distr[cells, t]
+        fit["cor"].append(np.corrcoef(model, target)[0, 1])
+        fit["l2"].append(float(np.sum((model - target) ** 2)))
+        cost = (x[cells, None] - x[None, cells]) ** 2 + (y[cells, None] - y[None, cells]) ** 2
+        w2_squared = ot.emd2(model / model.sum(), target / target.sum(), cost, numItermax=10**7)
+        fit["w2_km"].append(float(np.sqrt(max(w2_squared, 0.0))))
+    if use_cache:
+        with open(cache, "w") as handle:
+            json.dump({k: [float(v) for v in values] for k, values in fit.items()}, handle)
+    return {k: np.array(v) for k, v in fit.items()}
 
 
 def split_birds(intervals_csv, seed):
@@ -164,7 +198,7 @@ def collect_runs(tasks, out_dir):
                     "train_seconds": read_float(os.path.join(run_dir, "train.seconds")),
                     "eval_seconds": read_float(os.path.join(run_dir, "eval.seconds")),
                     "ms_per_step": ms_per_step, "peak_memory": peak,
-                    "weekly_cor": weekly_correlations(os.path.join(run_dir, "fitted.hdf5")),
+                    "weekly": weekly_fit(os.path.join(run_dir, "fitted.hdf5")),
                     "label": setting_label(task)})
         runs.append(run)
     return runs
@@ -172,9 +206,9 @@ def collect_runs(tasks, out_dir):
 
 def metrics_table(runs):
     lines = ["| species | loss | group | setting | mean distr cor | min distr cor | "
-             "md traverse cor | scored | mean LL | mean null LL | win prob | energy impr. | "
-             "train s | ms/step |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "md traverse cor | mean L2 error | mean W2 (km) | scored | mean LL | mean null LL | "
+             "win prob | energy impr. | train s | ms/step |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         s = run["summary"]
         has_intervals = s.get("n_scored", 0) > 0
@@ -185,7 +219,8 @@ def metrics_table(runs):
         lines.append(
             f"| {run['species']} | {run['loss'].upper()} | {run['group']} | {run['label']} | "
             f"{s.get('mean_distr_cor', math.nan):.4f} | {s.get('min_distr_cor', math.nan):.4f} | "
-            f"{s.get('md_traverse_cor', math.nan):.4f} | "
+            f"{s.get('md_traverse_cor', math.nan):.4f} | {run['weekly']['l2'].mean():.2e} | "
+            f"{run['weekly']['w2_km'].mean():.1f} | "
             f"{int(s['n_scored']) if has_intervals else '–'} | "
             f"{interval_value('mean_ll', '{:.4f}')} | {interval_value('mean_null_ll', '{:.4f}')} | "
             f"{interval_value('mean_win_prob', '{:.4f}')} | "
@@ -194,21 +229,26 @@ def metrics_table(runs):
     return "\n".join(lines)
 
 
-def published_comparison(base, published_summary, resamples, seed):
+def published_comparison(base, resamples, seed):
     """Compare the rewbla L2 base run with the reference LLs of the published model."""
     eval_csv = os.path.join(base["dir"], "eval.csv")
     by_interval = bootstrap_ll.compare(eval_csv, PUBLISHED_REFERENCE, "b", None, resamples, seed)
-    result = {"by_interval": by_interval}
-    if published_summary:
-        result["published_summary"] = published_summary
+    published_fit = weekly_fit(PUBLISHED_MODEL, use_cache=False)
+    result = {"by_interval": by_interval,
+              "published_fit": {k: float(v.mean()) for k, v in published_fit.items()},
+              "ours_fit": {k: float(v.mean()) for k, v in base["weekly"].items()}}
     return result
 
 
 def published_block(comparison):
     c = comparison["by_interval"]
-    lines = ["| model | intervals | mean LL |", "|---|---|---|",
-             f"| published BirdFlow rewbla model (reference LLs) | {c['n']} | {c['mean_b']:.4f} |",
-             f"| ours: L2, averaged weights, 600 steps, seed 17 | {c['n']} | {c['mean_a']:.4f} |",
+    pub, ours = comparison["published_fit"], comparison["ours_fit"]
+    lines = ["| model | intervals | mean LL | mean distr cor | mean W2 to S&T (km) |",
+             "|---|---|---|---|---|",
+             f"| published BirdFlow rewbla model (reference LLs) | {c['n']} | {c['mean_b']:.4f} | "
+             f"{pub['cor']:.4f} | {pub['w2_km']:.1f} |",
+             f"| ours: L2, averaged weights, 600 steps, seed 17 | {c['n']} | {c['mean_a']:.4f} | "
+             f"{ours['cor']:.4f} | {ours['w2_km']:.1f} |",
              "",
              f"Ours minus published: {format_ci(c, 4)} (paired bootstrap 95% CI over intervals, "
              f"{c['resamples']} resamples, seed {c['seed']}). Ours gives the higher likelihood on "
@@ -263,12 +303,14 @@ def w2_rows(runs, resamples, seed):
         if run["loss"] != "w2" or run["species"] not in base_by_species:
             continue
         base = base_by_species[run["species"]]
-        delta = run["weekly_cor"] - base["weekly_cor"]
-        cor = bootstrap_ll.bootstrap_mean_difference(delta, resamples, seed)
         row = {"task": run["task"], "species": run["species"], "label": run["label"],
-               "distr_cor_difference": cor, "train_seconds": run["train_seconds"],
+               "train_seconds": run["train_seconds"],
                "l2_train_seconds": base["train_seconds"],
                "ms_per_step": run["ms_per_step"], "l2_ms_per_step": base["ms_per_step"]}
+        for metric in ("cor", "l2", "w2_km"):
+            delta = run["weekly"][metric] - base["weekly"][metric]
+            row[f"{metric}_difference"] = bootstrap_ll.bootstrap_mean_difference(
+                delta, resamples, seed)
         if run["summary"].get("n_scored", 0) > 0:
             row["ll"] = bootstrap_ll.compare(os.path.join(run["dir"], "eval.csv"),
                                              os.path.join(base["dir"], "eval.csv"), "both", None,
@@ -278,16 +320,23 @@ def w2_rows(runs, resamples, seed):
 
 
 def w2_block(rows):
-    lines = ["| species | W2 setting | mean distr cor, W2 − L2 [95% CI over weeks] | "
-             "mean LL, W2 − L2 [95% CI over intervals] | time W2 / L2 |",
-             "|---|---|---|---|---|"]
+    lines = ["| species | W2 setting | distr cor | L2 error | W2 to S&T (km) | "
+             "interval LL | time W2 / L2 |",
+             "|---|---|---|---|---|---|---|"]
     for row in rows:
-        mean, low, high = row["distr_cor_difference"]
+        cells = []
+        for metric, digits, scale in (("cor", 4, 1.0), ("l2", 2, 1e4), ("w2_km", 1, 1.0)):
+            mean, low, high = (scale * v for v in row[f"{metric}_difference"])
+            cells.append(f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]")
         ll = format_ci(row["ll"], 3) if "ll" in row else "–"
         ratio = row["train_seconds"] / row["l2_train_seconds"]
-        lines.append(f"| {row['species']} | {row['label']} | {mean:+.4f} [{low:+.4f}, "
-                     f"{high:+.4f}] | {ll} | {row['train_seconds']:.0f} s / "
-                     f"{row['l2_train_seconds']:.0f} s ({ratio:.1f}x) |")
+        lines.append(f"| {row['species']} | {row['label']} | {' | '.join(cells)} | {ll} | "
+                     f"{row['train_seconds']:.0f} s / {row['l2_train_seconds']:.0f} s "
+                     f"({ratio:.1f}x) |")
+    lines += ["", "Each cell: mean of W2 run minus L2 run [paired bootstrap 95% CI]. distr cor, "
+              "L2 error (in units of 1e-4) and W2 distance to S&T are per-week values paired and "
+              "resampled over the 52 weeks; interval LL is paired and resampled over the scored "
+              "intervals. Higher is better for distr cor and LL, lower for L2 error and W2."]
     return "\n".join(lines)
 
 
@@ -327,15 +376,16 @@ def main(argv):
     if not runs:
         raise SystemExit(f"aggregate.py: no finished run under {args.out}/runs; run "
                          "scripts/experiment/run_task.sh first")
-    result = {"runs": [{k: (v.tolist() if isinstance(v, np.ndarray) else v)
-                        for k, v in run.items()} for run in runs]}
+    result = {"runs": [{k: v for k, v in run.items() if k != "weekly"} for run in runs]}
+    for entry, run in zip(result["runs"], runs):
+        entry["weekly"] = {k: v.tolist() for k, v in run["weekly"].items()}
     blocks = {"metrics": metrics_table(runs)}
 
     # Published model versus our L2 base run.
     base = next((r for r in runs if r["species"] == INTERVAL_SPECIES and r["group"] == "base"),
                 None)
     if base is not None and base["summary"].get("n_scored", 0) > 0:
-        comparison = published_comparison(base, None, args.resamples, args.seed)
+        comparison = published_comparison(base, args.resamples, args.seed)
         result["published"] = comparison
         blocks["published"] = published_block(comparison)
 
