@@ -410,10 +410,23 @@ def main(argv):
                                             args.resamples, args.seed)
             result["w2_selected"] = w2_selected
             r = w2_selected["report_vs_baseline"]
-            blocks["w2-selected"] = (
-                f"W2 setting chosen on the selection half: {w2_selected['chosen']['label']}. "
-                f"On the report half ({r['n']} intervals) its mean LL minus that of the L2 model "
-                f"with the same weights is {format_ci(r, 4)} (paired bootstrap 95% CI).")
+            text = (f"W2 setting chosen on the selection half: {w2_selected['chosen']['label']}. "
+                    f"On the report half ({r['n']} intervals) its mean LL minus that of the L2 "
+                    f"model with the same weights is {format_ci(r, 4)} (paired bootstrap 95% CI).")
+            if "search" in result:
+                # Each loss with its own best weights, both chosen on the selection half.
+                best_l2 = next(run for run in runs
+                               if run["task"] == result["search"]["chosen"]["task"])
+                best_w2 = next(run for run in runs
+                               if run["task"] == w2_selected["chosen"]["task"])
+                head_to_head = bootstrap_ll.compare(os.path.join(best_w2["dir"], "eval.csv"),
+                                                    os.path.join(best_l2["dir"], "eval.csv"),
+                                                    "both", report, args.resamples, args.seed)
+                result["w2_best_vs_l2_best"] = head_to_head
+                text += (f" Against the L2 model with the weights chosen by the search "
+                         f"({best_l2['label']}), on the same report half: "
+                         f"{format_ci(head_to_head, 4)}.")
+            blocks["w2-selected"] = text
 
     rows = w2_rows(runs, args.resamples, args.seed)
     if rows:

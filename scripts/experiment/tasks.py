@@ -42,16 +42,15 @@ AVERAGED = {"obs_weight": 1.0, "dist_weight": 0.008177, "ent_weight": 0.001924,
 SEARCH_FACTORS = (1.0 / 3.0, 1.0, 3.0)
 
 # W2 grid: location-loss weight (multiplies sum_t S_eps(mu_t, y_t), in km^2) and eps relative to
-# the squared cell side h^2, per species. With weight 1e-5 the W2 term of a fitted sstspa model
-# is of the order of its distance term; 1e-6 lets the distance and entropy terms weigh more.
-# A smaller eps needs more Sinkhorn iterations, so the 2-core grid keeps eps/h^2 = 1 on the
-# larger grids.
+# the squared cell side h^2, per species. 1e-5 is the trainer's default weight; 1e-6 and 1e-7
+# let the distance and entropy terms weigh more. A smaller eps needs more Sinkhorn iterations,
+# so the 2-core grid keeps eps/h^2 = 1 on the larger grids.
 W2_GRIDS = {
-    "full": {"rewbla": [(1e-5, 1.0), (1e-6, 1.0)],
+    "full": {"rewbla": [(1e-5, 1.0), (1e-6, 1.0), (1e-7, 1.0)],
              "sstspa": [(1e-5, 1.0), (1e-6, 1.0), (1e-5, 0.25)]},
     "quick": {"sstspa": [(1e-5, 1.0)], "rewbla": [(1e-5, 1.0)]},
     "tiny": {"rewbla": [(1e-5, 1.0)]},
-    "cluster": {species: list(itertools.product((1e-7, 1e-6, 3e-6, 1e-5, 3e-5, 1e-4),
+    "cluster": {species: list(itertools.product((3e-8, 1e-7, 3e-7, 1e-6, 3e-6, 1e-5),
                                                 (0.25, 0.5, 1.0)))
                 for species in ("sstspa", "rewbla", "amewoo")},
 }
@@ -67,7 +66,7 @@ SPECIES_BY_MODE = {"full": ("sstspa", "rewbla", "amewoo"), "quick": ("sstspa", "
 
 
 def format_number(value):
-    """Return a short decimal string that birdflow-train parses back to the same double."""
+    """Return the value with 6 significant digits, the form passed to birdflow-train."""
     return f"{value:.6g}"
 
 
