@@ -66,17 +66,20 @@ def parse_option(options, name, default=math.nan):
 
 
 def read_train_log(path):
-    """Return (ms per step, peak RSS text) from a birdflow-train log, NaN/'' when absent."""
-    ms_per_step, peak = math.nan, ""
+    """Return (ms per step, Sinkhorn iterations per step) from a birdflow-train log's summary.
+
+    Either is NaN when the log lacks it (L2 runs do no Sinkhorn iterations).
+    """
+    ms_per_step, sinkhorn_per_step = math.nan, math.nan
     with open(path, errors="replace") as handle:
         for line in handle:
             match = re.search(r"([0-9.]+) ms per step", line)
             if match:
                 ms_per_step = float(match.group(1))
-            match = re.search(r"peak (?:resident set size|RSS)[^0-9]*([0-9.]+ ?\w+)", line)
+            match = re.search(r"Sinkhorn iterations \(([0-9.]+) per step\)", line)
             if match:
-                peak = match.group(1)
-    return ms_per_step, peak
+                sinkhorn_per_step = float(match.group(1))
+    return ms_per_step, sinkhorn_per_step
 
 
 def read_float(path):
@@ -192,12 +195,12 @@ def collect_runs(tasks, out_dir):
             print(f"aggregate.py: {task['task']} has no results yet ({summary_path}); left out",
                   file=sys.stderr)
             continue
-        ms_per_step, peak = read_train_log(os.path.join(run_dir, "train.log"))
+        ms_per_step, sinkhorn_per_step = read_train_log(os.path.join(run_dir, "train.log"))
         run = dict(task)
         run.update({"dir": run_dir, "summary": read_summary(summary_path),
                     "train_seconds": read_float(os.path.join(run_dir, "train.seconds")),
                     "eval_seconds": read_float(os.path.join(run_dir, "eval.seconds")),
-                    "ms_per_step": ms_per_step, "peak_memory": peak,
+                    "ms_per_step": ms_per_step, "sinkhorn_per_step": sinkhorn_per_step,
                     "weekly": weekly_fit(os.path.join(run_dir, "fitted.hdf5")),
                     "label": setting_label(task)})
         runs.append(run)
@@ -207,8 +210,8 @@ def collect_runs(tasks, out_dir):
 def metrics_table(runs):
     lines = ["| species | loss | group | setting | mean distr cor | min distr cor | "
              "md traverse cor | mean L2 error | mean W2 (km) | scored | mean LL | mean null LL | "
-             "win prob | energy impr. | train s | ms/step |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "win prob | energy impr. | train s | ms/step | Sinkhorn it./step |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         s = run["summary"]
         has_intervals = s.get("n_scored", 0) > 0
@@ -225,7 +228,8 @@ def metrics_table(runs):
             f"{interval_value('mean_ll', '{:.4f}')} | {interval_value('mean_null_ll', '{:.4f}')} | "
             f"{interval_value('mean_win_prob', '{:.4f}')} | "
             f"{interval_value('mean_energy_improvement', '{:.1f}')} | "
-            f"{run['train_seconds']:.0f} | {run['ms_per_step']:.0f} |")
+            f"{run['train_seconds']:.0f} | {run['ms_per_step']:.0f} | "
+            f"{'–' if math.isnan(run['sinkhorn_per_step']) else round(run['sinkhorn_per_step'])} |")
     return "\n".join(lines)
 
 

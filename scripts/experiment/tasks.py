@@ -15,7 +15,7 @@ averaged hyperparameters. The groups are
 Modes:
   full     what docs/results/l2-vs-w2.md reports (sized for a 2-core machine);
   quick    a smaller W2 grid, no amewoo W2 and no weight search;
-  tiny     a few steps on sstspa and rewbla, for the pipeline test;
+  tiny     3 steps on sstspa and rewbla (W2 on sstspa only), for the pipeline test;
   cluster  the full grid for a cluster job array (see jobscripts/l2_vs_w2.sbatch).
 
 Output: a tab-separated file with the header `task species loss group steps input intervals
@@ -49,7 +49,7 @@ W2_GRIDS = {
     "full": {"rewbla": [(1e-5, 1.0), (1e-6, 1.0), (1e-7, 1.0)],
              "sstspa": [(1e-5, 1.0), (1e-6, 1.0), (1e-5, 0.25)]},
     "quick": {"sstspa": [(1e-5, 1.0)], "rewbla": [(1e-5, 1.0)]},
-    "tiny": {"rewbla": [(1e-5, 1.0)]},
+    "tiny": {"sstspa": [(1e-5, 1.0)]},
     "cluster": {species: list(itertools.product((3e-8, 1e-7, 3e-7, 1e-6, 3e-6, 1e-5),
                                                 (0.25, 0.5, 1.0)))
                 for species in ("sstspa", "rewbla", "amewoo")},

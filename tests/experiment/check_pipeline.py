@@ -6,7 +6,8 @@
    leaves out intervals the baseline scores.
 2. scripts/run_experiment.sh --mode tiny (3 Adam steps per run on sstspa and rewbla) into a
    temporary folder: every run trains and evaluates, aggregate.py fills the generated blocks of
-   the results page (metrics, published comparison, weight search) and plot_experiment.py draws
+   the results page (metrics, published comparison, weight search, W2 against L2) and
+   plot_experiment.py draws
    the maps and loss curves as PNG files.
 """
 import csv
@@ -98,7 +99,7 @@ def check_pipeline(tmp, failures):
 
     with open(doc) as handle:
         text = handle.read()
-    for block in ("metrics", "published", "search"):
+    for block in ("metrics", "published", "search", "w2"):
         if f"<!-- generated:{block} -->" not in text:
             failures.append(f"the results page has no generated block {block}")
     for task in tasks:
