@@ -75,7 +75,7 @@ def paired_differences(table_a, table_b, scored_set="both", ids=None):
 def bootstrap_mean_difference(differences, resamples=10000, seed=20261204, clusters=None):
     """Return (mean, low, high) of the percentile 95% interval of the mean of `differences`.
 
-    clusters, when given, holds one label per difference; whole clusters are resampled and the
+    clusters, when given, contains one label per difference; whole clusters are resampled and the
     statistic is the mean over the intervals drawn.
     """
     differences = np.asarray(differences, dtype=np.float64)

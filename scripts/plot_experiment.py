@@ -89,7 +89,8 @@ def draw_maps(species, l2_path, w2_path, figure_path):
         extent = f["geom/ext"][:]
         dates = [d.decode() for d in f["dates"]["date"]]
     n_columns = 1 + 2 * len(models)
-    fig, axes = plt.subplots(2, n_columns, figsize=(2.9 * n_columns, 6.4), squeeze=False)
+    fig, axes = plt.subplots(2, n_columns, figsize=(2.9 * n_columns, 6.4), squeeze=False,
+                             layout="constrained")
     for row, (season, week) in enumerate(weeks.items()):
         with h5py.File(l2_path, "r") as f:
             dynamic = f["geom/dynamic_mask"][:, week - 1].astype(bool)
@@ -103,17 +104,19 @@ def draw_maps(species, l2_path, w2_path, figure_path):
         dmax = max(np.nanmax(np.abs(raster)) for _, raster in differences)
         panels = [(title, raster, "viridis", 0.0, vmax) for title, raster in maps]
         panels += [(title, raster, "RdBu_r", -dmax, dmax) for title, raster in differences]
+        images = []
         for column, (title, raster, cmap, low, high) in enumerate(panels):
             ax = axes[row, column]
-            image = ax.imshow(raster, extent=(extent[0], extent[1], extent[2], extent[3]),
-                              origin="upper", cmap=cmap, vmin=low, vmax=high,
-                              interpolation="nearest")
+            images.append(ax.imshow(raster, extent=(extent[0], extent[1], extent[2], extent[3]),
+                                    origin="upper", cmap=cmap, vmin=low, vmax=high,
+                                    interpolation="nearest"))
             ax.set_title(f"{title}\nweek {week} ({dates[week - 1]})", fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
-            if column in (len(maps) - 1, n_columns - 1):
-                fig.colorbar(image, ax=ax, shrink=0.7,
-                             label="share of birds" if cmap == "viridis" else "difference")
+        fig.colorbar(images[0], ax=list(axes[row, :len(maps)]), shrink=0.8,
+                     label="share of birds")
+        fig.colorbar(images[-1], ax=list(axes[row, len(maps):]), shrink=0.8,
+                     label="model − S&T")
     fig.suptitle(f"{species}: weekly distribution, models versus eBird S&T "
                  f"(spring week {weeks['spring']}, autumn week {weeks['autumn']})")
     fig.savefig(figure_path, dpi=100)
