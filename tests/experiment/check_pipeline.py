@@ -7,8 +7,7 @@
 2. scripts/run_experiment.sh --mode tiny (3 Adam steps per run on sstspa and rewbla) into a
    temporary folder: every run trains and evaluates, aggregate.py fills the generated blocks of
    the results page (metrics, published comparison, weight search, W2 against L2) and
-   plot_experiment.py draws
-   the maps and loss curves as PNG files.
+   plot_experiment.py draws the maps and loss curves as PNG files.
 """
 import csv
 import json
