@@ -3,15 +3,16 @@
 
 Reads the task table and every run's outputs under OUT/runs/<task>/ (see run_task.sh), then
 
-1. tabulates the metrics of every run per species and loss (distribution correlations for every
-   species; interval log-likelihood, win probability and energy improvement where banding
-   intervals exist) with the time of each run;
+1. tabulates the metrics and the time of every run per species and loss. Every species gets the
+   distribution metrics: correlation with S&T, L2 error and exact W2 distance (POT). Where
+   banding intervals exist, the interval log-likelihood, win probability and energy improvement
+   are added;
 2. compares our L2 model with BirdFlow's published rewbla model on exactly the intervals the
    published model scores (paired bootstrap over intervals);
 3. selects the best weights of the L2 search and the best W2 setting on a selection half of the
    rewbla birds and reports their gain on the other half (paired bootstrap);
 4. compares every W2 run with the L2 run of the same species: the mean interval log-likelihood
-   (rewbla) and the weekly distribution correlation (paired over weeks);
+   (rewbla) and the weekly distribution metrics (paired over weeks);
 5. calls scripts/plot_experiment.py for the figures.
 
 Results go to OUT/aggregate.json and into the generated blocks of the results page
