@@ -25,6 +25,7 @@
   PETSc options: -adam_beta1, -adam_beta2, -adam_epsilon, -train_progress_interval, -log_view;
   with a W2 loss also -w2_groups, -w2_warm_start and the OT solver's -ot_* options.
 */
+#include "birdflow/build_info.hpp"
 #include "birdflow/driver.hpp"
 #include "birdflow/markov.hpp"
 #include "birdflow/output_file.hpp"
@@ -189,7 +190,7 @@ birdflow::TrainingRecord MakeRecord(MPI_Comm comm, const Settings &s,
     record.extra["w2_sinkhorn_iterations"] = std::to_string(w2.TotalReport().sinkhorn_iterations);
   }
   record.extra["mpi_ranks"] = std::to_string(size);
-  record.extra["commit"] = BIRDFLOW_GIT_COMMIT;
+  record.extra["commit"] = birdflow::GitCommit();
   record.extra["version"] = birdflow::BuildDescription();
   record.extra["precision"] = "double (marginals stored as float32)";
   return record;

@@ -1,5 +1,6 @@
 #include "birdflow/driver.hpp"
 
+#include "birdflow/build_info.hpp"
 #include "birdflow/petsc_compat.hpp"
 
 #include <chrono>
@@ -55,7 +56,7 @@ std::string FindUnknownLongOption(const std::vector<std::string> &extras)
 
 std::string BuildDescription()
 {
-  return std::string(BIRDFLOW_VERSION) + " (commit " + BIRDFLOW_GIT_COMMIT + ")";
+  return std::string(BIRDFLOW_VERSION) + " (commit " + GitCommit() + ")";
 }
 
 PetscErrorCode PrintConfiguration(MPI_Comm comm, const CLI::App &app)
