@@ -18,6 +18,8 @@
 #include "birdflow/petsc_compat.hpp"
 #include "birdflow/species.hpp"
 
+#include <filesystem>
+
 static const char help[] = "Validation metrics of a fitted BirdFlow model.\n";
 
 int main(int argc, char **argv)
@@ -50,8 +52,21 @@ int main(int argc, char **argv)
 
     // 1. Check the output folder before any work, then read the model and the intervals.
     PetscCall(birdflow::CheckOutputPath(comm, output_path, "--output"));
-    if (!summary_path.empty())
+    PetscCall(birdflow::CheckOutputNotInput(comm, output_path, "--output", model_path, "--model"));
+    PetscCall(birdflow::CheckOutputNotInput(comm, output_path, "--output", intervals_path,
+                                            "--intervals"));
+    if (!summary_path.empty()) {
       PetscCall(birdflow::CheckOutputPath(comm, summary_path, "--summary"));
+      PetscCall(
+          birdflow::CheckOutputNotInput(comm, summary_path, "--summary", model_path, "--model"));
+      PetscCall(birdflow::CheckOutputNotInput(comm, summary_path, "--summary", intervals_path,
+                                              "--intervals"));
+      PetscCheck(std::filesystem::weakly_canonical(summary_path) !=
+                     std::filesystem::weakly_canonical(output_path),
+                 comm, PETSC_ERR_USER_INPUT,
+                 "--summary %s is also --output; give the summary its own file",
+                 summary_path.c_str());
+    }
     PetscCall(PetscLogStagePush(load_stage));
     PetscCall(birdflow::ReadSpecies(comm, model_path, &species));
     PetscCheck(species.has_marginals, comm, PETSC_ERR_USER_INPUT,

@@ -148,8 +148,13 @@ int main(int argc, char **argv)
     // 2. Check the options and the output folder before any work.
     PetscCall(birdflow::PrintConfiguration(comm, app));
     PetscCall(CheckOptions(comm, options));
-    if (!options.output.empty())
+    if (!options.output.empty()) {
       PetscCall(birdflow::CheckOutputPath(comm, options.output, "--output"));
+      PetscCall(
+          birdflow::CheckOutputNotInput(comm, options.output, "--output", options.input, "--input"));
+      PetscCall(birdflow::CheckOutputNotInput(comm, options.output, "--output", options.species,
+                                              "--species"));
+    }
 
     // 3. Read and validate the two distributions (every rank gets a copy).
     PetscCall(LoadInput(comm, options, &input));

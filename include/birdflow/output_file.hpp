@@ -19,6 +19,12 @@ std::string PartialPath(const std::string &path);
    rank 0 checks and every rank returns the same error. */
 PetscErrorCode CheckOutputPath(MPI_Comm comm, const std::string &path, const char *option_name);
 
+/* CheckOutputNotInput - Fails with PETSC_ERR_USER_INPUT when `path` (given by `option_name`) names
+   the same existing file as `input` (given by `input_option`), also through links or "..", so a
+   run never replaces its own input. Collective: every rank reaches the same verdict. */
+PetscErrorCode CheckOutputNotInput(MPI_Comm comm, const std::string &path, const char *option_name,
+                                   const std::string &input, const char *input_option);
+
 /* CommitOutputFile - Renames PartialPath(path) to path on rank 0. Collective. */
 PetscErrorCode CommitOutputFile(MPI_Comm comm, const std::string &path);
 

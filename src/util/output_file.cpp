@@ -47,6 +47,25 @@ PetscErrorCode CheckOutputPath(MPI_Comm comm, const std::string &path, const cha
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
+PetscErrorCode CheckOutputNotInput(MPI_Comm comm, const std::string &path, const char *option_name,
+                                   const std::string &input, const char *input_option)
+{
+  PetscMPIInt rank;
+  int same = 0;
+
+  PetscFunctionBeginUser;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  if (rank == 0 && !path.empty() && !input.empty()) {
+    std::error_code ec;
+    same = fs::equivalent(path, input, ec) ? 1 : 0;
+  }
+  PetscCallMPI(MPI_Bcast(&same, 1, MPI_INT, 0, comm));
+  PetscCheck(!same, comm, PETSC_ERR_USER_INPUT,
+             "%s %s is the same file as %s; give another path so the input is kept", option_name,
+             path.c_str(), input_option);
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+
 PetscErrorCode CommitOutputFile(MPI_Comm comm, const std::string &path)
 {
   PetscMPIInt rank;

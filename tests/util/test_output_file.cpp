@@ -36,3 +36,24 @@ TEST(OutputFile, CommitRenamesPartialFile)
   ASSERT_TRUE(AllRanks(ok));
   if (rank == 0) fs::remove(path);
 }
+
+TEST(OutputFile, OutputNamingTheInputIsRejected)
+{
+  namespace fs = std::filesystem;
+  int rank;
+  MPI_Comm_rank(PETSC_COMM_WORLD, &rank);
+  std::string input = (fs::temp_directory_path() / "birdflow_input_test.txt").string();
+  std::string alias = (fs::temp_directory_path() / "." / "birdflow_input_test.txt").string();
+  if (rank == 0) std::ofstream(input) << "input\n";
+  MPI_Barrier(PETSC_COMM_WORLD);
+
+  PetscPushErrorHandler(PetscReturnErrorHandler, nullptr);
+  PetscErrorCode same = birdflow::CheckOutputNotInput(PETSC_COMM_WORLD, alias, "--output", input,
+                                                      "--input");
+  PetscErrorCode other = birdflow::CheckOutputNotInput(PETSC_COMM_WORLD, input + ".out",
+                                                       "--output", input, "--input");
+  PetscPopErrorHandler();
+  EXPECT_TRUE(AllRanks(same == PETSC_ERR_USER_INPUT));
+  EXPECT_TRUE(AllRanks(other == 0));
+  if (rank == 0) fs::remove(input);
+}
