@@ -90,12 +90,15 @@ int RunDriver(int argc, char **argv, CLI::App &app, const char *petsc_help,
     app.parse(argc, argv);
     std::string unknown = FindUnknownLongOption(app.remaining());
     if (!unknown.empty())
-      throw CLI::ExtrasError("unknown option " + unknown + "; run " + program +
-                                 " --help for the options",
-                             CLI::ExitCodes::ExtrasError);
+      throw CLI::ExtrasError("unknown option " + unknown, CLI::ExitCodes::ExtrasError);
   } catch (const CLI::ParseError &e) {
-    std::ostringstream discard;
-    int status = rank == 0 ? app.exit(e) : app.exit(e, discard, discard);
+    // --help ends with status 0 and prints the help; a real parse error gets the same one-line
+    // form as every other error of the driver.
+    int status = e.get_exit_code();
+    if (status == 0 && rank == 0) app.exit(e);
+    if (status != 0 && rank == 0)
+      std::fprintf(stderr, "%s: error: %s; run %s --help for the options\n", program.c_str(),
+                   e.what(), program.c_str());
     MPI_Finalize();
     return status;
   }
