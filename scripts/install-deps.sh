@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that birdflow-hpc needs and that are not installed yet.
-# Safe to run again: it asks apt-get only for what is missing. Needs root (or sudo).
+# Safe to run again: it installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 
 packages=(

@@ -1,6 +1,6 @@
 // Output files that appear complete or not at all.
 //
-// A driver writes to a partial file beside the final path and renames it at the end, so a crash or
+// A driver writes to a partial file beside the final path and renames it at the end. So a crash or
 // an error never leaves a half-written result under the final name, and an existing file of that
 // name stays untouched until the new one is complete.
 #pragma once

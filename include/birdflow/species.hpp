@@ -31,7 +31,7 @@ struct Grid {
   double CentreY(PetscInt active) const { return ymax - (Row(active) + 0.5) * yres; }
 };
 
-/* The contents of a species file that training, OT and evaluation use. Every rank holds a copy:
+/* The contents of a species file that training, OT and evaluation use. Every rank keeps a copy:
    it is O(n_active * T), small next to the model. */
 struct SpeciesData {
   std::string path;
@@ -43,8 +43,8 @@ struct SpeciesData {
   std::vector<double> distr;               // N * T, distr[i * T + t]
   std::vector<unsigned char> dynamic_mask; // N * T, same layout, 0 or 1
   std::vector<std::vector<PetscInt>> week_cells; // per t: active indices with dynamic_mask TRUE
-  bool has_distances = false;  // the file holds `distances` (preprocessed files do)
-  bool has_marginals = false;  // the file holds marginals/Week{t}_to_{t+1} (fitted files do)
+  bool has_distances = false;  // the file contains `distances` (preprocessed files do)
+  bool has_marginals = false;  // the file contains marginals/Week{t}_to_{t+1} (fitted files do)
   // Paths that BirdFlowR's import_birdflow() requires but the file lacks (for example the
   // metadata and species groups). A fitted model written from this file copies the input, so it
   // would lack them too: drivers should warn before training when this is not empty.
@@ -104,7 +104,8 @@ struct MarginalRows {
   const double *values = nullptr;
 };
 
-/* What a training run records in the fitted file besides the marginals. */
+/* Hyperparameters, loss history and run settings that a training run records in the fitted file
+   besides the marginals. */
 struct TrainingRecord {
   double obs_weight = 1, dist_weight = 0, ent_weight = 0, dist_pow = 1, learning_rate = 0.1;
   long long training_steps = 0, rng_seed = 0;

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
-#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -77,7 +76,7 @@ PetscErrorCode PrintConfiguration(MPI_Comm comm, const CLI::App &app)
 int RunDriver(int argc, char **argv, CLI::App &app, const char *petsc_help,
               const std::function<PetscErrorCode()> &body)
 {
-  // 1. MPI first, so PETSc sees only the tokens CLI11 leaves over.
+  // 1. MPI first, so PETSc receives only the tokens that CLI11 leaves over.
   MPI_Init(&argc, &argv);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
