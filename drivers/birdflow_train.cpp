@@ -206,10 +206,18 @@ PetscErrorCode PrintSummary(MPI_Comm comm, const Settings &s, const birdflow::Ma
   PetscFunctionBeginUser;
   PetscCallMPI(MPI_Comm_size(comm, &size));
   PetscCall(PetscPrintf(comm, "summary:\n"));
-  PetscCall(PetscPrintf(comm,
-                        "  final loss %.6f (obs %.6f, dist %.4f, ent %.4f) at the written "
-                        "parameters\n",
-                        f.total, f.obs, f.dist, f.ent));
+  if (s.location_loss == "w2") {
+    // The L2 error is recorded in W2 runs as a diagnostic but has no weight in the loss.
+    PetscCall(PetscPrintf(comm,
+                          "  final loss %.6f (w2 %.6e, dist %.4f, ent %.4f; L2 error %.6f, not "
+                          "in the loss) at the written parameters\n",
+                          f.total, f.w2, f.dist, f.ent, f.obs));
+  } else {
+    PetscCall(PetscPrintf(comm,
+                          "  final loss %.6f (obs %.6f, dist %.4f, ent %.4f) at the written "
+                          "parameters\n",
+                          f.total, f.obs, f.dist, f.ent));
+  }
   PetscCall(PetscPrintf(comm, "  last logged loss %.6f (step %lld, before its update)\n",
                         history.total.back(), s.steps));
   PetscCall(PetscPrintf(
