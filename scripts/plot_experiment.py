@@ -185,7 +185,7 @@ def main(argv):
         base = next((t for t in tasks if t["species"] == species and t["group"] == "base"), None)
         if base is None or fitted(base) is None:
             continue
-        w2_tasks = [t for t in tasks if t["species"] == species and t["loss"] == "w2"
+        w2_tasks = [t for t in tasks if t["species"] == species and t["loss"] in ("w2", "mix")
                     and fitted(t)]
         headline = f"{species}-w2-w{HEADLINE_W2[0]:g}-eps{HEADLINE_W2[1]:g}"
         w2_map = next((t for t in w2_tasks if t["task"] == chosen.get(species, headline)),
@@ -193,7 +193,12 @@ def main(argv):
         draw_maps(species, fitted(base), fitted(w2_map) if w2_map else None,
                   os.path.join(args.figures, f"{species}_maps.png"))
         curves = [("L2 base", fitted(base))]
-        curves += [(f"W2 {t['task'].split('-w2-')[-1]}", fitted(t)) for t in w2_tasks]
+        # Only W2 runs with the base run's distance and entropy weights get loss curves, because
+        # runs with other weights have other total losses.
+        same_weights = [t for t in w2_tasks if t["options"].split(" --location-loss")[0]
+                        == base["options"]]
+        curves += [(t["task"].split("-", 1)[1].replace("-", " ", 1), fitted(t))
+                   for t in same_weights]
         draw_loss(species, curves, os.path.join(args.figures, f"{species}_loss.png"))
         print(f"plot_experiment.py: {species}: maps (W2 run: "
               f"{w2_map['task'] if w2_map else 'none'}) and loss curves in {args.figures}",

@@ -10,7 +10,7 @@
 #
 # Options: --mode full|quick|tiny|cluster, --quick (= --mode quick), --jobs N (runs at a time,
 # default 2), --np N (MPI ranks per run, default 1), --out DIR (results/experiment), --doc FILE,
-# --figures DIR, --groups LIST (train only these groups of tasks.py, default base,search,w2),
+# --figures DIR, --groups LIST (train only these groups of tasks.py, default base,search,w2,seeds),
 # --only-aggregate (skip training and evaluation). Fitted models stay under --out
 # (results/ is not in git). Needs build/bin/birdflow-train and birdflow-eval (scripts/build.sh)
 # and a Python with numpy, h5py and matplotlib (PYTHON, default /usr/bin/python3).
@@ -20,7 +20,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 mode=full jobs=2 np=1 out=results/experiment
-doc=docs/results/l2-vs-w2.md figures=docs/results/figures only_aggregate=0 groups=base,search,w2
+doc=docs/results/l2-vs-w2.md figures=docs/results/figures only_aggregate=0
+groups=base,search,w2,seeds
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) mode=quick ;;

@@ -181,10 +181,31 @@ def setting_label(task):
     options = task["options"]
     parts = [f"dist {parse_option(options, 'dist-weight'):.4g}",
              f"ent {parse_option(options, 'ent-weight'):.4g}"]
-    if task["loss"] == "w2":
+    if task["loss"] in ("w2", "mix"):
         parts.insert(0, f"eps/h² {parse_option(options, 'epsilon-relative'):g}")
         parts.insert(0, f"w2 {parse_option(options, 'w2-weight'):g}")
-    return ", ".join(parts)
+    if task["loss"] == "mix":
+        parts.insert(0, "L2 +")
+    return ", ".join(parts).replace("L2 +,", "L2 +")
+
+
+def is_w2(run):
+    """True for a run whose location loss has a W2 term (alone or mixed with L2)."""
+    return run["loss"] in ("w2", "mix")
+
+
+def l2_partner(run, runs):
+    """Return the L2 run of the same species with the same distance and entropy weights, if any."""
+    def weights(r):
+        return (parse_option(r["options"], "dist-weight"), parse_option(r["options"], "ent-weight"))
+
+    target = weights(run)
+    for other in runs:
+        if (other["species"] == run["species"] and other["loss"] == "l2"
+                and other["group"] != "seeds"
+                and all(math.isclose(a, b, rel_tol=1e-5) for a, b in zip(weights(other), target))):
+            return other
+    return None
 
 
 def collect_runs(tasks, out_dir):
@@ -301,14 +322,14 @@ def search_block(search, published_report):
 
 
 def w2_rows(runs, resamples, seed):
-    """Compare each W2 run with the L2 base run of its species."""
-    base_by_species = {r["species"]: r for r in runs if r["group"] == "base"}
+    """Compare each W2 run with the L2 run of its species and of the same weights."""
     rows = []
     for run in runs:
-        if run["loss"] != "w2" or run["species"] not in base_by_species:
+        base = l2_partner(run, runs) if is_w2(run) and run["group"] != "seeds" else None
+        if base is None:
             continue
-        base = base_by_species[run["species"]]
-        row = {"task": run["task"], "species": run["species"], "label": run["label"],
+        row = {"task": run["task"], "l2_task": base["task"], "species": run["species"],
+               "label": run["label"],
                "train_seconds": run["train_seconds"],
                "l2_train_seconds": base["train_seconds"],
                "ms_per_step": run["ms_per_step"], "l2_ms_per_step": base["ms_per_step"]}
@@ -342,6 +363,87 @@ def w2_block(rows):
               "L2 error (in units of 1e-4) and W2 distance to S&T are per-week values paired and "
               "resampled over the 52 weeks; interval LL is paired and resampled over the scored "
               "intervals. Higher is better for distr cor and LL, lower for L2 error and W2."]
+    return "\n".join(lines)
+
+
+def joint_block(runs, w2_selected):
+    """Table of the rewbla runs over location loss (rows) and dist_weight (columns).
+
+    Each cell: mean interval log-likelihood over all scored intervals, mean W2 distance to S&T
+    (km) and mean correlation with S&T, at eps/h^2 = 1 and the averaged ent_weight.
+    """
+    averaged_ent = next(parse_option(r["options"], "ent-weight") for r in runs
+                        if r["species"] == INTERVAL_SPECIES and r["group"] == "base")
+    cells, rows, dists = {}, [], []
+    for run in runs:
+        options = run["options"]
+        if (run["species"] != INTERVAL_SPECIES or run["group"] == "seeds"
+                or run["summary"].get("n_scored", 0) == 0
+                or not math.isclose(parse_option(options, "ent-weight"), averaged_ent,
+                                    rel_tol=1e-5)
+                or (is_w2(run) and parse_option(options, "epsilon-relative") != 1.0)):
+            continue
+        row = ("L2" if run["loss"] == "l2" else
+               f"{'L2 + ' if run['loss'] == 'mix' else ''}W2 {parse_option(options, 'w2-weight'):g}")
+        dist = round(parse_option(options, "dist-weight"), 6)
+        rows += [row] if row not in rows else []
+        dists += [dist] if dist not in dists else []
+        marker = " *" if run["task"] == w2_selected["chosen"]["task"] else ""
+        cells[row, dist] = (f"{run['summary']['mean_ll']:.3f} / {run['weekly']['w2_km'].mean():.0f}"
+                            f" / {run['weekly']['cor'].mean():.4f}{marker}")
+    dists.sort()
+    lines = ["| location loss | " + " | ".join(f"dist {d:g}" for d in dists) + " |",
+             "|---|" + "---|" * len(dists)]
+    for row in rows:
+        lines.append(f"| {row} | " + " | ".join(cells.get((row, d), "–") for d in dists) + " |")
+    lines += ["", "Each cell: mean interval log-likelihood over the scored intervals / mean W2 "
+              "distance to S&T per week (km) / mean correlation with S&T; ent_weight "
+              f"{averaged_ent:g}, eps/h² = 1 for W2. * marks the W2 setting chosen on the "
+              "selection half."]
+    return "\n".join(lines)
+
+
+def seeds_block(runs, base, resamples, seed):
+    """Mean interval LL of the rewbla runs that differ only in the seed, L2 and W2 side by side.
+
+    The seed-17 runs are the base run and the W2 run of the grid with the replicated setting.
+    """
+    replicates = [r for r in runs if r["species"] == INTERVAL_SPECIES and r["group"] == "seeds"]
+    if not replicates or base is None:
+        return None
+    w2_replicates = [r for r in replicates if is_w2(r)]
+    w2_tag = (w2_replicates[0]["task"].rsplit("-seed", 1)[0] if w2_replicates else None)
+    by_seed = {}
+    for run in [base] + replicates + [r for r in runs if r["task"] == w2_tag]:
+        run_seed = int(parse_option(run["options"], "seed"))
+        by_seed.setdefault(run_seed, {})["w2" if is_w2(run) else "l2"] = run
+    label = w2_replicates[0]["label"] if w2_replicates else "–"
+    lines = [f"| seed | L2 mean LL | W2 mean LL ({label}) | W2 minus L2 |", "|---|---|---|---|"]
+    l2_values, w2_values, differences = [], [], []
+    for run_seed in sorted(by_seed):
+        pair = by_seed[run_seed]
+        l2 = pair.get("l2")
+        w2 = pair.get("w2")
+        cells = [f"{l2['summary']['mean_ll']:.4f}" if l2 else "–",
+                 f"{w2['summary']['mean_ll']:.4f}" if w2 else "–", "–"]
+        if l2:
+            l2_values.append(l2["summary"]["mean_ll"])
+        if w2:
+            w2_values.append(w2["summary"]["mean_ll"])
+        if l2 and w2:
+            difference = bootstrap_ll.compare(os.path.join(w2["dir"], "eval.csv"),
+                                              os.path.join(l2["dir"], "eval.csv"), "both", None,
+                                              resamples, seed)
+            differences.append(difference["difference"])
+            cells[2] = format_ci(difference, 4)
+        lines.append(f"| {run_seed} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for name, values in (("L2", l2_values), ("W2", w2_values), ("W2 minus L2", differences)):
+        if len(values) > 1:
+            lines.append(f"{name}: mean {np.mean(values):.4f}, standard deviation over "
+                         f"{len(values)} seeds {np.std(values, ddof=1):.4f}, range "
+                         f"{min(values):.4f} to {max(values):.4f}.")
+    lines.append("Each CI covers the intervals at one seed, not the seed.")
     return "\n".join(lines)
 
 
@@ -409,10 +511,20 @@ def main(argv):
             search["report_vs_published"] = published_report
             result["search"] = search
             blocks["search"] = search_block(search, published_report)
-        w2_candidates = [r for r in runs if r["species"] == INTERVAL_SPECIES and r["loss"] == "w2"]
+        w2_candidates = [r for r in runs if r["species"] == INTERVAL_SPECIES and is_w2(r)
+                         and r["group"] != "seeds" and l2_partner(r, runs) is not None]
         if w2_candidates:
             w2_selected = select_and_report(w2_candidates, base, selection, report,
                                             args.resamples, args.seed)
+            # Compare the chosen W2 run with the L2 run of the same weights, not the base run.
+            chosen_w2 = next(r for r in w2_candidates
+                             if r["task"] == w2_selected["chosen"]["task"])
+            partner = l2_partner(chosen_w2, runs)
+            w2_selected["report_vs_baseline"] = bootstrap_ll.compare(
+                os.path.join(chosen_w2["dir"], "eval.csv"),
+                os.path.join(partner["dir"], "eval.csv"), "both", report, args.resamples,
+                args.seed)
+            blocks["joint"] = joint_block(runs, w2_selected)
             result["w2_selected"] = w2_selected
             r = w2_selected["report_vs_baseline"]
             text = (f"W2 setting chosen on the selection half: {w2_selected['chosen']['label']}. "
@@ -432,6 +544,10 @@ def main(argv):
                          f"({best_l2['label']}), on the same report half: "
                          f"{format_ci(head_to_head, 4)}.")
             blocks["w2-selected"] = text
+
+    seeds = seeds_block(runs, base, args.resamples, args.seed)
+    if seeds:
+        blocks["seeds"] = seeds
 
     rows = w2_rows(runs, args.resamples, args.seed)
     if rows:

@@ -7,10 +7,13 @@ averaged hyperparameters. The groups are
 
   base    L2 location loss with the averaged weights, on every species;
   search  L2 on rewbla over dist_weight and ent_weight at factors 1/3, 1 and 3 of the averaged
-          values (the centre is `base`): the full 3 x 3 grid in cluster mode, the centre and its
-          four neighbours along one axis at a time (a plus shape) in full mode;
-  w2      W2 location loss (debiased Sinkhorn divergence) over a grid of location-loss weight and
-          eps, on the species and grid points that the mode lists.
+          values (the 3 x 3 grid; the centre is `base`), plus dist_weight at 10 times the
+          averaged value, the L2 partner of the W2 runs at that distance weight;
+  w2      W2 location loss (debiased Sinkhorn divergence), alone or mixed with the L2 term, over
+          a grid of location-loss weight, eps and dist_weight, on the species and grid points
+          that the mode lists;
+  seeds   L2 on rewbla with the averaged weights and other seeds, and W2 at one setting with
+          the same seeds.
 
 Modes:
   full     what docs/results/l2-vs-w2.md reports (sized for a 2-core machine);
@@ -41,19 +44,38 @@ AVERAGED = {"obs_weight": 1.0, "dist_weight": 0.008177, "ent_weight": 0.001924,
             "dist_pow": 0.4167, "learning_rate": 0.1, "seed": 17}
 SEARCH_FACTORS = (1.0 / 3.0, 1.0, 3.0)
 
-# W2 grid: location-loss weight (multiplies sum_t S_eps(mu_t, y_t), in km^2) and eps relative to
-# the squared cell side h^2, per species. 1e-5 is the trainer's default weight; 1e-6 and 1e-7
-# let the distance and entropy terms weigh more. A smaller eps needs more Sinkhorn iterations,
-# so the 2-core grid keeps eps/h^2 = 1 on the larger grids.
+# W2 grid, in run order: (species, loss, location-loss weight, eps / h^2, dist_weight factor).
+# The weight multiplies sum_t S_eps(mu_t, y_t) in km^2. Loss "mix" keeps the L2 term at
+# obs_weight 1 and adds the W2 term. 1e-5 is the trainer's default weight, and 1e-6 and 1e-7 let
+# the distance and entropy terms weigh more. The dist_weight factors 3 and 10 test whether a heavier
+# distance penalty offsets the longer moves that the stronger W2 weights favour. A smaller eps
+# needs more Sinkhorn iterations, so most points keep eps/h^2 = 1. The long amewoo run comes
+# first so that it overlaps the short ones.
+W2_WEIGHTS = (1e-5, 1e-6, 1e-7)
+JOINT_DIST_FACTORS = (1.0, 3.0, 10.0)
 W2_GRIDS = {
-    "full": {"rewbla": [(1e-5, 1.0), (1e-6, 1.0), (1e-7, 1.0)],
-             "sstspa": [(1e-5, 1.0), (1e-6, 1.0), (1e-5, 0.25)]},
-    "quick": {"sstspa": [(1e-5, 1.0)], "rewbla": [(1e-5, 1.0)]},
-    "tiny": {"sstspa": [(1e-5, 1.0)]},
-    "cluster": {species: list(itertools.product((3e-8, 1e-7, 3e-7, 1e-6, 3e-6, 1e-5),
-                                                (0.25, 0.5, 1.0)))
-                for species in ("sstspa", "rewbla", "amewoo")},
+    "full": ([("amewoo", "w2", 1e-5, 1.0, 1.0), ("rewbla", "w2", 1e-5, 1.0, 1.0)]
+             + [("rewbla", "w2", w, 1.0, d) for d in (3.0, 10.0) for w in (1e-5, 1e-6)]
+             + [("rewbla", "mix", 1e-7, 1.0, 1.0)]
+             + [("sstspa", "w2", 1e-5, 1.0, 1.0), ("sstspa", "w2", 1e-6, 1.0, 1.0),
+                ("sstspa", "w2", 1e-5, 0.25, 1.0)]
+             + [("rewbla", "w2", 1e-6, 1.0, 1.0), ("rewbla", "w2", 1e-7, 1.0, 1.0),
+                ("rewbla", "w2", 1e-6, 0.5, 1.0)]),
+    "quick": [("sstspa", "w2", 1e-5, 1.0, 1.0), ("rewbla", "w2", 1e-5, 1.0, 1.0)],
+    "tiny": [("sstspa", "w2", 1e-5, 1.0, 1.0), ("sstspa", "mix", 1e-5, 1.0, 1.0)],
+    "cluster": [(species, "w2", w, eps, d) for species in ("sstspa", "rewbla", "amewoo")
+                for w in (3e-8, 1e-7, 3e-7, 1e-6, 3e-6, 1e-5) for eps in (0.25, 0.5, 1.0)
+                for d in JOINT_DIST_FACTORS]
+               + [("rewbla", "mix", w, 1.0, 1.0) for w in (1e-8, 1e-7, 1e-6)],
 }
+# Seeds of extra rewbla L2 runs with the averaged weights: the spread of their interval
+# log-likelihood shows how much of a difference between two runs the seed alone can make.
+SEED_REPLICATES = {"full": (18, 19), "quick": (), "tiny": (), "cluster": (18, 19, 20, 21)}
+# The W2 setting rerun with those seeds: the one with the best interval log-likelihood on the
+# selection half of the birds in the W2 grid of w2_weight x eps (fixed before the seed runs).
+SEED_REPLICATE_W2 = (1e-7, 1.0)
+# L2 runs at dist_weight factors beyond the search grid, as partners of the joint W2 grid.
+EXTRA_DIST_FACTORS = {"full": (10.0,), "quick": (), "tiny": (), "cluster": (10.0,)}
 # The setting that the maps show and that every species of the cluster grid has.
 HEADLINE_W2 = (1e-5, 1.0)
 # Sinkhorn stopping tolerance (L1 marginal error) of the W2 runs; 1e-5 gives the same loss
@@ -70,17 +92,17 @@ def format_number(value):
     return f"{value:.6g}"
 
 
-def common_options(dist_weight, ent_weight):
+def common_options(dist_weight, ent_weight, seed=AVERAGED["seed"]):
     return (f"--obs-weight {format_number(AVERAGED['obs_weight'])} "
             f"--dist-weight {format_number(dist_weight)} "
             f"--ent-weight {format_number(ent_weight)} "
             f"--dist-pow {format_number(AVERAGED['dist_pow'])} "
             f"--learning-rate {format_number(AVERAGED['learning_rate'])} "
-            f"--seed {AVERAGED['seed']}")
+            f"--seed {seed}")
 
 
-def w2_options(weight, eps_rel):
-    return (f"--location-loss w2 --w2-weight {format_number(weight)} "
+def w2_options(loss, weight, eps_rel):
+    return (f"--location-loss {loss} --w2-weight {format_number(weight)} "
             f"--epsilon-relative {eps_rel:g} {W2_SOLVER_OPTIONS}")
 
 
@@ -93,17 +115,15 @@ def build_tasks(mode):
     for species in species_list:
         tasks.append((f"{species}-l2-base", species, "l2", "base", steps,
                       base_options))
-    for species, grid in W2_GRIDS[mode].items():
-        for weight, eps_rel in grid:
-            tag = f"w{weight:g}-eps{eps_rel:g}"
-            tasks.append((f"{species}-w2-{tag}", species, "w2", "w2", steps,
-                          base_options + " " + w2_options(weight, eps_rel)))
+    for species, loss, weight, eps_rel, dist_factor in W2_GRIDS[mode]:
+        tag = f"w{weight:g}-eps{eps_rel:g}" + ("" if dist_factor == 1.0 else f"-d{dist_factor:g}")
+        options = common_options(AVERAGED["dist_weight"] * dist_factor, AVERAGED["ent_weight"])
+        tasks.append((f"{species}-{loss}-{tag}", species, loss, "w2", steps,
+                      options + " " + w2_options(loss, weight, eps_rel)))
     if mode in ("full", "cluster", "tiny"):
         for dist_factor, ent_factor in itertools.product(SEARCH_FACTORS, SEARCH_FACTORS):
             if dist_factor == 1.0 and ent_factor == 1.0:
                 continue
-            if mode == "full" and dist_factor != 1.0 and ent_factor != 1.0:
-                continue  # plus shape: one weight away from the averaged value at a time
             if mode == "tiny" and (dist_factor, ent_factor) != (1.0 / 3.0, 1.0 / 3.0):
                 continue
             options = common_options(AVERAGED["dist_weight"] * dist_factor,
@@ -111,6 +131,18 @@ def build_tasks(mode):
             tag = f"d{dist_factor:.3g}-e{ent_factor:.3g}"
             tasks.append((f"rewbla-l2-search-{tag}", "rewbla", "l2", "search", steps,
                           options))
+        for dist_factor in EXTRA_DIST_FACTORS[mode]:
+            options = common_options(AVERAGED["dist_weight"] * dist_factor, AVERAGED["ent_weight"])
+            tasks.append((f"rewbla-l2-search-d{dist_factor:.3g}-e1", "rewbla", "l2", "search",
+                          steps, options))
+    for seed in SEED_REPLICATES[mode]:
+        options = common_options(AVERAGED["dist_weight"], AVERAGED["ent_weight"], seed)
+        tasks.append((f"rewbla-l2-seed{seed}", "rewbla", "l2", "seeds", steps, options))
+    for seed in SEED_REPLICATES[mode]:
+        weight, eps_rel = SEED_REPLICATE_W2
+        options = common_options(AVERAGED["dist_weight"], AVERAGED["ent_weight"], seed)
+        tasks.append((f"rewbla-w2-w{weight:g}-eps{eps_rel:g}-seed{seed}", "rewbla", "w2",
+                      "seeds", steps, options + " " + w2_options("w2", weight, eps_rel)))
     return tasks
 
 

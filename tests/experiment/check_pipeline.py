@@ -6,8 +6,9 @@
    leaves out intervals the baseline scores.
 2. scripts/run_experiment.sh --mode tiny (3 Adam steps per run on sstspa and rewbla) into a
    temporary folder: every run trains and evaluates, aggregate.py fills the generated blocks of
-   the results page (metrics, published comparison, weight search, W2 against L2) and
-   plot_experiment.py draws the maps and loss curves as PNG files.
+   the results page (metrics, published comparison, weight search, W2 against L2, with each W2
+   or mixed run paired with the L2 run of its weights) and plot_experiment.py draws the maps and
+   loss curves as PNG files.
 """
 import csv
 import json
@@ -115,6 +116,12 @@ def check_pipeline(tmp, failures):
         failures.append(f"published mean LL {published['mean_b']} != -2.8549095765")
     if not published["ci_low"] <= published["difference"] <= published["ci_high"]:
         failures.append(f"published CI {published} does not contain the difference")
+
+    # Every W2 run, alone or mixed with L2, is compared with the L2 run of the same weights.
+    expected = {t["task"]: f"{t['species']}-l2-base" for t in tasks if t["loss"] in ("w2", "mix")}
+    compared = {row["task"]: row["l2_task"] for row in result.get("w2", [])}
+    if compared != expected:
+        failures.append(f"W2 runs compared with L2 runs {compared}, expected {expected}")
 
     for species in ("sstspa", "rewbla"):
         for kind in ("maps", "loss"):
