@@ -224,6 +224,7 @@ def collect_runs(tasks, out_dir):
                     "eval_seconds": read_float(os.path.join(run_dir, "eval.seconds")),
                     "ms_per_step": ms_per_step, "sinkhorn_per_step": sinkhorn_per_step,
                     "weekly": weekly_fit(os.path.join(run_dir, "fitted.hdf5")),
+                    "copied": os.path.exists(os.path.join(run_dir, "PROVENANCE")),
                     "label": setting_label(task)})
         runs.append(run)
     return runs
@@ -250,7 +251,8 @@ def metrics_table(runs):
             f"{interval_value('mean_ll', '{:.4f}')} | {interval_value('mean_null_ll', '{:.4f}')} | "
             f"{interval_value('mean_win_prob', '{:.4f}')} | "
             f"{interval_value('mean_energy_improvement', '{:.1f}')} | "
-            f"{run['train_seconds']:.0f} | {run['ms_per_step']:.0f} | "
+            f"{run['train_seconds']:.0f}{' †' if run['copied'] else ''} | "
+            f"{run['ms_per_step']:.0f} | "
             f"{'–' if math.isnan(run['sinkhorn_per_step']) else round(run['sinkhorn_per_step'])} |")
     return "\n".join(lines)
 
@@ -329,7 +331,7 @@ def w2_rows(runs, resamples, seed):
         if base is None:
             continue
         row = {"task": run["task"], "l2_task": base["task"], "species": run["species"],
-               "label": run["label"],
+               "label": run["label"], "copied": run["copied"],
                "train_seconds": run["train_seconds"],
                "l2_train_seconds": base["train_seconds"],
                "ms_per_step": run["ms_per_step"], "l2_ms_per_step": base["ms_per_step"]}
@@ -356,13 +358,17 @@ def w2_block(rows):
             cells.append(f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]")
         ll = format_ci(row["ll"], 3) if "ll" in row else "–"
         ratio = row["train_seconds"] / row["l2_train_seconds"]
+        time = (f"{row['train_seconds']:.0f} s † / {row['l2_train_seconds']:.0f} s" if row["copied"]
+                else f"{row['train_seconds']:.0f} s / {row['l2_train_seconds']:.0f} s "
+                f"({ratio:.1f}x)")
         lines.append(f"| {row['species']} | {row['label']} | {' | '.join(cells)} | {ll} | "
-                     f"{row['train_seconds']:.0f} s / {row['l2_train_seconds']:.0f} s "
-                     f"({ratio:.1f}x) |")
+                     f"{time} |")
     lines += ["", "Each cell: mean of W2 run minus L2 run [paired bootstrap 95% CI]. distr cor, "
               "L2 error (in units of 1e-4) and W2 distance to S&T are per-week values paired and "
               "resampled over the 52 weeks; interval LL is paired and resampled over the scored "
-              "intervals. Higher is better for distr cor and LL, lower for L2 error and W2."]
+              "intervals. Higher is better for distr cor and LL, lower for L2 error and W2. "
+              "† marks a run copied from an earlier build that trained on a loaded machine, "
+              "whose time is not comparable."]
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -84,7 +85,17 @@ def check_pipeline(tmp, failures):
     env["PYTHON"] = sys.executable
     command = [os.path.join(ROOT, "scripts", "run_experiment.sh"), "--mode", "tiny", "--out",
                out, "--doc", doc, "--figures", figures]
-    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    # The run gets its own process group, so a timeout ends its trainers too.
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate()
+        failures.append(f"run_experiment.sh timed out after 240 s:\n{stderr[-2000:]}")
+        return
+    completed = subprocess.CompletedProcess(command, process.returncode, None, stderr)
     if completed.returncode != 0:
         failures.append(f"run_experiment.sh failed ({completed.returncode}):\n"
                         f"{completed.stderr[-2000:]}")
