@@ -44,7 +44,8 @@ AVERAGED = {"obs_weight": 1.0, "dist_weight": 0.008177, "ent_weight": 0.001924,
             "dist_pow": 0.4167, "learning_rate": 0.1, "seed": 17}
 SEARCH_FACTORS = (1.0 / 3.0, 1.0, 3.0)
 
-# W2 grid, in run order: (species, loss, location-loss weight, eps / h^2, dist_weight factor).
+# W2 grid, in run order: (species, loss, location-loss weight, eps / h^2, dist_weight factor[,
+# ent_weight factor, default 1]).
 # The weight multiplies sum_t S_eps(mu_t, y_t) in km^2. Loss "mix" keeps the L2 term at
 # obs_weight 1 and adds the W2 term. 1e-5 is the trainer's default weight, and 1e-6 and 1e-7 let
 # the distance and entropy terms weigh more. The dist_weight factors 3, 10 and 30 test whether a
@@ -59,7 +60,9 @@ W2_GRIDS = {
              + [("rewbla", "w2", 1e-6, 1.0, 30.0)]
              + [("sstspa", "w2", 1e-5, 1.0, 1.0), ("sstspa", "w2", 1e-6, 1.0, 1.0),
                 ("sstspa", "w2", 1e-5, 0.25, 1.0)]
-             + [("rewbla", "w2", 1e-6, 1.0, 1.0), ("rewbla", "w2", 1e-7, 1.0, 1.0)]),
+             + [("rewbla", "w2", 1e-6, 1.0, 1.0), ("rewbla", "w2", 1e-7, 1.0, 1.0)]
+             # One smaller eps, and W2 at the weights that the L2 search chose.
+             + [("rewbla", "w2", 1e-6, 0.5, 1.0), ("rewbla", "w2", 1e-7, 1.0, 3.0, 3.0)]),
     "quick": [("sstspa", "w2", 1e-5, 1.0, 1.0), ("rewbla", "w2", 1e-5, 1.0, 1.0)],
     "tiny": [("sstspa", "w2", 1e-5, 1.0, 1.0), ("sstspa", "mix", 1e-5, 1.0, 1.0)],
     "cluster": [(species, "w2", w, eps, d) for species in ("sstspa", "rewbla", "amewoo")
@@ -114,9 +117,12 @@ def build_tasks(mode):
     for species in species_list:
         tasks.append((f"{species}-l2-base", species, "l2", "base", steps,
                       base_options))
-    for species, loss, weight, eps_rel, dist_factor in W2_GRIDS[mode]:
+    for species, loss, weight, eps_rel, dist_factor, *ent in W2_GRIDS[mode]:
+        ent_factor = ent[0] if ent else 1.0
         tag = f"w{weight:g}-eps{eps_rel:g}" + ("" if dist_factor == 1.0 else f"-d{dist_factor:g}")
-        options = common_options(AVERAGED["dist_weight"] * dist_factor, AVERAGED["ent_weight"])
+        tag += "" if ent_factor == 1.0 else f"-e{ent_factor:g}"
+        options = common_options(AVERAGED["dist_weight"] * dist_factor,
+                                 AVERAGED["ent_weight"] * ent_factor)
         tasks.append((f"{species}-{loss}-{tag}", species, loss, "w2", steps,
                       options + " " + w2_options(loss, weight, eps_rel)))
     if mode in ("full", "cluster", "tiny"):
