@@ -373,7 +373,7 @@ def w2_block(rows):
 
 
 def joint_block(runs, w2_selected):
-    """Table of the rewbla runs over location loss (rows) and dist_weight (columns).
+    """Tabulate the rewbla runs over location loss (rows) and dist_weight (columns).
 
     Each cell: mean interval log-likelihood over all scored intervals, mean W2 distance to S&T
     (km) and mean correlation with S&T, at eps/h^2 = 1 and the averaged ent_weight.
@@ -410,17 +410,22 @@ def joint_block(runs, w2_selected):
 
 
 def seeds_block(runs, base, resamples, seed):
-    """Mean interval LL of the rewbla runs that differ only in the seed, L2 and W2 side by side.
+    """Tabulate the mean interval LL of rewbla runs that differ only in the seed, L2 beside W2.
 
-    The seed-17 runs are the base run and the W2 run of the grid with the replicated setting.
+    The grid runs with the same options apart from the seed (the base run and one W2 run) join
+    the seed replicates.
     """
     replicates = [r for r in runs if r["species"] == INTERVAL_SPECIES and r["group"] == "seeds"]
     if not replicates or base is None:
         return None
+    def without_seed(run):
+        return re.sub(r"--seed \S+", "", run["options"])
+
     w2_replicates = [r for r in replicates if is_w2(r)]
-    w2_tag = (w2_replicates[0]["task"].rsplit("-seed", 1)[0] if w2_replicates else None)
+    w2_grid_runs = [r for r in runs if r["group"] == "w2" and w2_replicates
+                    and without_seed(r) == without_seed(w2_replicates[0])]
     by_seed = {}
-    for run in [base] + replicates + [r for r in runs if r["task"] == w2_tag]:
+    for run in [base] + replicates + w2_grid_runs:
         run_seed = int(parse_option(run["options"], "seed"))
         by_seed.setdefault(run_seed, {})["w2" if is_w2(run) else "l2"] = run
     label = w2_replicates[0]["label"] if w2_replicates else "–"
